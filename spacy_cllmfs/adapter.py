@@ -1,0 +1,111 @@
+"""LoRA through peft, stored in PEFT's own format and tied to the base model it was trained on.
+
+On disk an adapter is what `PeftModel.save_pretrained` writes, `adapter_config.json` and
+`adapter_model.safetensors`, so any PEFT user or server can load it; `base_model.json` beside it
+records the base model's name and fingerprint. Loading reads safetensors only (no pickle) and
+refuses an adapter whose base differs from the one configured.
+"""
+import json
+from pathlib import Path
+from typing import List, Optional
+
+from spacy.util import registry
+
+from .errors import AdapterError
+from .models import fingerprint
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+BASE_IDENTITY = "base_model.json"
+
+# The seven projection matrices of a LLaMA block.
+LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@registry.misc("spacy_cllmfs.LoRA.v1")
+def lora_config(
+    r: int = 32,
+    alpha: int = 16,
+    dropout: float = 0.05,
+    target_modules: Optional[List[str]] = None,
+):
+    """peft's LoraConfig; defaults from the paper's public relatives."""
+    from peft import LoraConfig, TaskType
+
+    if r < 1:
+        raise ValueError(f"LoRA rank r must be at least 1, got {r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout}.")
+    return LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules or LLAMA_PROJECTIONS),
+    )
+
+
+def attach(base_model, config):
+    """Wrap a base model with a fresh LoRA adapter; only the adapter's weights train."""
+    import copy
+
+    from peft import get_peft_model
+
+    return get_peft_model(base_model, copy.deepcopy(config))
+
+
+def identity(model, base_name: str) -> dict:
+    return {"name": base_name, "fingerprint": fingerprint(model)}
+
+
+def save(peft_model, path: Path, base: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    # save_embedding_layers=False: LoRA leaves the embeddings alone, and "auto" would look the
+    # base model up on the hub.
+    peft_model.save_pretrained(str(path), safe_serialization=True, save_embedding_layers=False)
+    # peft also writes a model card; the adapter folder holds the adapter and nothing else.
+    (path / "README.md").unlink(missing_ok=True)
+    (path / BASE_IDENTITY).write_text(json.dumps(base, indent=2), encoding="utf8")
+
+
+def load(base_model, path: Path, base: dict):
+    """Put the adapter saved at `path` onto `base_model` (a plain transformers model)."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASE_IDENTITY):
+        if not (path / name).is_file():
+            raise AdapterError(
+                f"The adapter at {path} has no {name}. An adapter folder holds "
+                f"{ADAPTER_CONFIG}, {ADAPTER_WEIGHTS} (safetensors only, never pickle) and "
+                f"{BASE_IDENTITY}, as nlp.to_disk writes them."
+            )
+    try:
+        saved = json.loads((path / BASE_IDENTITY).read_text(encoding="utf8"))
+        config = LoraConfig.from_pretrained(str(path))
+    except (ValueError, TypeError) as err:
+        raise AdapterError(f"The adapter at {path} has an unreadable config: {err}") from err
+    if saved.get("fingerprint") != base["fingerprint"]:
+        raise AdapterError(
+            f"The adapter at {path} was trained on the base model {saved.get('name')!r} "
+            f"(fingerprint {saved.get('fingerprint')}), but the pipeline's base model is "
+            f"{base['name']!r} (fingerprint {base['fingerprint']}). Set the component's "
+            f"base_model to the one the adapter was trained on, or train a new adapter."
+        )
+    try:
+        weights = load_file(str(path / ADAPTER_WEIGHTS))
+    except (SafetensorError, OSError) as err:
+        raise AdapterError(
+            f"The adapter weights {path / ADAPTER_WEIGHTS} are corrupted ({err}). "
+            f"Restore them from the saved pipeline or train the adapter again."
+        ) from err
+    peft_model = get_peft_model(base_model, config)
+    result = set_peft_model_state_dict(peft_model, weights)
+    missing = [key for key in result.missing_keys if "lora_" in key]
+    if result.unexpected_keys or missing:
+        raise AdapterError(
+            f"The adapter weights {path / ADAPTER_WEIGHTS} do not match its config "
+            f"(missing: {missing[:3]}, unexpected: {list(result.unexpected_keys)[:3]})."
+        )
+    return peft_model

@@ -1,0 +1,174 @@
+"""Constrained decoding: every generated entity is a span of the input, by construction.
+
+For each document, every span of at most `max_span_tokens` spaCy tokens (not starting or ending
+on whitespace) is tokenized as the response writes it, followed by the closing delimiter, and
+those ids go into a trie. While the model generates, a transformers `LogitsProcessor` follows
+each sequence through a small state machine (outside an entity, in the opening delimiter, in the
+trie) and masks every token that would leave it. Putting the closing delimiter in the trie
+keeps the grammar unambiguous for tokenizers whose delimiter shares tokens with the text. The
+end of the response is always allowed, and `max_new_tokens` bounds every generation; an entity
+cut off by either is not written. The processor records which trie leaf each entity reached, so
+the output is never parsed as text.
+
+Repeated mentions: the k-th time a sequence generates a given string, it is the k-th occurrence
+of that string in the document, left to right; a string can close at most as many times as the
+document holds it.
+"""
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from transformers import LogitsProcessor
+
+from .prompts import Prompter
+
+_END = -1  # trie key under which a node stores the ids of the span that ends there
+
+SpanIds = Tuple[int, ...]
+
+
+@dataclass
+class SpanIndex:
+    """The spans of one document that the decoder may produce."""
+
+    trie: dict
+    # token ids -> the (start, end) spaCy token offsets of that string, left to right
+    occurrences: Dict[SpanIds, List[Tuple[int, int]]]
+
+
+def build_span_index(doc, prompter: Prompter, max_span_tokens: int) -> SpanIndex:
+    bounds: Dict[str, List[Tuple[int, int]]] = {}
+    n = len(doc)
+    for start in range(n):
+        if doc[start].is_space:
+            continue
+        for end in range(start + 1, min(n, start + max_span_tokens) + 1):
+            if doc[end - 1].is_space:
+                continue
+            text = doc[start:end].text
+            bounds.setdefault(text, []).append((start, end))
+    texts = list(bounds)
+    close = prompter.close_ids
+    occurrences: Dict[SpanIds, List[Tuple[int, int]]] = {}
+    trie: dict = {}
+    for text, ids in zip(texts, prompter.encode_spans(texts)):
+        # A span that holds the end token, or the whole closing delimiter, would end the
+        # entity early or make the response ambiguous: such spans cannot be extracted.
+        if not ids or prompter.eos_id in ids or _contains(ids, close):
+            continue
+        occurrences.setdefault(ids, []).extend(bounds[text])
+        node = trie
+        for token in ids + close:
+            node = node.setdefault(token, {})
+        node[_END] = ids
+    for spans in occurrences.values():
+        spans.sort()
+    return SpanIndex(trie, occurrences)
+
+
+def _contains(ids: SpanIds, part: SpanIds) -> bool:
+    n = len(part)
+    return any(ids[i : i + n] == part for i in range(len(ids) - n + 1))
+
+
+_OUT, _OPEN, _SPAN, _DONE = range(4)
+
+
+@dataclass
+class _Sequence:
+    """Where one generated sequence stands in the response grammar."""
+
+    index: SpanIndex
+    mode: int = _OUT
+    step: int = 0  # position inside a delimiter
+    node: Optional[dict] = None
+    logprobs: List[float] = field(default_factory=list)
+    used: Counter = field(default_factory=Counter)
+    # (span ids, occurrence number, mean log-probability) of each closed entity
+    found: List[Tuple[SpanIds, int, float]] = field(default_factory=list)
+
+
+class SpanConstraint(LogitsProcessor):
+    """Masks the logits so that each row generates `( open span close )* eos`.
+
+    rows: one SpanIndex per batch row. Also records, per entity, the mean log-probability under
+    the model's unconstrained distribution of the entity's tokens and its closing delimiter.
+    """
+
+    def __init__(self, rows: Sequence[SpanIndex], prompter: Prompter):
+        self.seqs = [_Sequence(index) for index in rows]
+        self.open_ids = prompter.open_ids
+        self.eos_id = prompter.eos_id
+        self._logp: Optional[torch.Tensor] = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._logp is not None:
+            self._consume(input_ids[:, -1])
+        self._logp = torch.log_softmax(scores.float(), dim=-1)
+        rows: List[int] = []
+        cols: List[int] = []
+        for row, seq in enumerate(self.seqs):
+            allowed = self._allowed(seq)
+            rows.extend([row] * len(allowed))
+            cols.extend(allowed)
+        mask = torch.full_like(scores, float("-inf"))
+        mask[torch.tensor(rows, device=scores.device), torch.tensor(cols, device=scores.device)] = 0
+        return scores + mask
+
+    def finish(self, sequences: torch.LongTensor) -> None:
+        """Account for the last generated token, which no further call of the processor sees."""
+        if self._logp is not None and sequences.shape[1] > 0:
+            self._consume(sequences[:, -1])
+            self._logp = None
+
+    def _allowed(self, seq: _Sequence) -> List[int]:
+        if seq.mode == _OUT:
+            return [self.open_ids[0], self.eos_id] if seq.index.trie else [self.eos_id]
+        if seq.mode == _OPEN:
+            return [self.open_ids[seq.step], self.eos_id]
+        if seq.mode == _DONE:
+            return [self.eos_id]
+        allowed = []
+        for token, child in seq.node.items():
+            ids = child.get(_END)
+            # The last token of the closing delimiter leads to a leaf: allow it only while
+            # the document holds another unused occurrence of the string.
+            if ids is None or seq.used[ids] < len(seq.index.occurrences[ids]):
+                allowed.append(token)
+        allowed.append(self.eos_id)
+        return allowed
+
+    def _consume(self, tokens: torch.Tensor) -> None:
+        logps = self._logp.gather(1, tokens[:, None].to(self._logp.device))[:, 0].tolist()
+        for seq, token, logp in zip(self.seqs, tokens.tolist(), logps):
+            self._advance(seq, token, logp)
+
+    def _advance(self, seq: _Sequence, token: int, logp: float) -> None:
+        if seq.mode == _DONE:
+            return
+        if token == self.eos_id or token not in self._allowed(seq):
+            # An entity still open here is incomplete: it is not written.
+            seq.mode = _DONE
+            return
+        if seq.mode != _SPAN:
+            seq.step = 1 if seq.mode == _OUT else seq.step + 1
+            seq.mode = _OPEN
+            if seq.step == len(self.open_ids):
+                seq.mode, seq.node, seq.logprobs = _SPAN, seq.index.trie, []
+            return
+        seq.node = seq.node[token]
+        seq.logprobs.append(logp)
+        ids = seq.node.get(_END)
+        if ids is not None:
+            seq.found.append((ids, seq.used[ids], sum(seq.logprobs) / len(seq.logprobs)))
+            seq.used[ids] += 1
+            seq.mode = _OUT
+
+    def entities(self, row: int) -> List[Tuple[int, int, float]]:
+        """(start, end, mean log-probability) of each entity that row generated."""
+        seq = self.seqs[row]
+        return [
+            seq.index.occurrences[ids][k] + (logp,)
+            for ids, k, logp in seq.found
+        ]

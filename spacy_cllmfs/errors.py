@@ -1,0 +1,13 @@
+"""Errors the package raises, each naming the problem and the fix."""
+
+
+class CLLMFSError(Exception):
+    """Base class of this package's errors."""
+
+
+class BaseModelError(CLLMFSError, OSError):
+    """The base model could not be found or loaded."""
+
+
+class AdapterError(CLLMFSError, ValueError):
+    """A saved adapter is missing, corrupted, or belongs to another base model or label set."""

@@ -1,0 +1,409 @@
+"""The `cllmfs_ner` pipe: a LLaMA-family LLM with a LoRA adapter writes `doc.ents`.
+
+For each document and entity type, the model answers the type's question with a list of
+entities, decoded under a constraint that only allows spans of the document (decoding.py).
+"""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import srsly
+import torch
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples
+from spacy.util import filter_spans, minibatch
+from spacy.vocab import Vocab
+from thinc.api import Config, Model
+
+from . import adapter
+from .decoding import SpanConstraint, build_span_index
+from .episodes import build_rows, collate
+from .errors import AdapterError
+from .models import BaseModel
+from .prompts import Prompter, Template
+
+DEFAULT_CONFIG_STR = """
+[cllmfs_ner]
+labels = []
+template = "ner.v1"
+max_new_tokens = 64
+max_span_tokens = 8
+generation_batch_size = 16
+overwrite_ents = false
+scorer = {"@scorers":"spacy.ner_scorer.v1"}
+
+[cllmfs_ner.base_model]
+@misc = "spacy_cllmfs.SmolLM2.v1"
+dtype = "auto"
+
+[cllmfs_ner.lora]
+@misc = "spacy_cllmfs.LoRA.v1"
+r = 32
+alpha = 16
+dropout = 0.05
+"""
+DEFAULT_CONFIG = Config().from_str(DEFAULT_CONFIG_STR)
+
+Labels = Union[List[str], Dict[str, str]]
+Prediction = List[Tuple[int, int, str, float]]  # (start, end, label, score) per entity
+
+if not Doc.has_extension("cllmfs_scores"):
+    Doc.set_extension("cllmfs_scores", default=None)
+if not Span.has_extension("cllmfs_score"):
+    Span.set_extension(
+        "cllmfs_score",
+        getter=lambda span: (span.doc._.cllmfs_scores or {}).get(
+            (span.start, span.end, span.label_)
+        ),
+    )
+
+
+@Language.factory(
+    "cllmfs_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config=DEFAULT_CONFIG["cllmfs_ner"],
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_cllmfs_ner(
+    nlp: Language,
+    name: str,
+    base_model: BaseModel,
+    lora,
+    labels: Labels,
+    template: str,
+    max_new_tokens: int,
+    max_span_tokens: int,
+    generation_batch_size: int,
+    overwrite_ents: bool,
+    scorer: Optional[Callable],
+) -> "CLLMFSNer":
+    return CLLMFSNer(
+        nlp.vocab,
+        name=name,
+        base_model=base_model,
+        lora=lora,
+        labels=labels,
+        template=template,
+        max_new_tokens=max_new_tokens,
+        max_span_tokens=max_span_tokens,
+        generation_batch_size=generation_batch_size,
+        overwrite_ents=overwrite_ents,
+        scorer=scorer,
+    )
+
+
+def _label_dict(labels: Optional[Labels]) -> Dict[str, str]:
+    if not labels:
+        return {}
+    if isinstance(labels, dict):
+        pairs = list(labels.items())
+    else:
+        pairs = [(label, label) for label in labels]
+    for label, description in pairs:
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"Entity labels must be non-empty strings, got {label!r}.")
+        if not isinstance(description, str):
+            raise ValueError(f"The description of {label!r} must be a string.")
+    return {label: description or label for label, description in pairs}
+
+
+def _no_forward(model, docs, is_train):
+    raise NotImplementedError("cllmfs_ner runs its torch model directly; see CLLMFSNer.predict.")
+
+
+class CLLMFSNer(TrainablePipe):
+    """Few-shot NER with a LoRA-adapted causal LM and constrained decoding.
+
+    Entities already in `doc.ents` are kept and new entities that overlap them are dropped;
+    with `overwrite_ents`, new entities replace the existing ones they overlap.
+    Overlapping predictions, within or across types, are resolved greedily: higher score
+    first, then the longer span, then the earlier one.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        name: str = "cllmfs_ner",
+        *,
+        base_model: BaseModel,
+        lora,
+        labels: Optional[Labels] = None,
+        template: str = "ner.v1",
+        max_new_tokens: int = 64,
+        max_span_tokens: int = 8,
+        generation_batch_size: int = 16,
+        overwrite_ents: bool = False,
+        scorer: Optional[Callable] = None,
+    ):
+        for key, value in (
+            ("max_new_tokens", max_new_tokens),
+            ("max_span_tokens", max_span_tokens),
+            ("generation_batch_size", generation_batch_size),
+        ):
+            if value < 1:
+                raise ValueError(f"{key} must be at least 1, got {value}.")
+        self.vocab = vocab
+        self.name = name
+        self.base_model = base_model
+        self.lora = lora
+        self.template = Template.load(template)
+        self.max_new_tokens = max_new_tokens
+        self.max_span_tokens = max_span_tokens
+        self.generation_batch_size = generation_batch_size
+        self.overwrite_ents = overwrite_ents
+        self.scorer = scorer
+        self.cfg = {"labels": _label_dict(labels)}
+        # spaCy's trainer talks to self.model; the torch model joins it as a shim once loaded.
+        self.model = Model("cllmfs_lora", _no_forward)
+        self._lm = None
+        self._tokenizer = None
+        self._prompter: Optional[Prompter] = None
+        self._base_identity: Optional[dict] = None
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_descriptions(self) -> Dict[str, str]:
+        return dict(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> Dict[str, str]:
+        """Labels and descriptions, as `spacy init labels` writes them for initialize."""
+        return self.label_descriptions
+
+    def add_label(self, label: str, description: Optional[str] = None) -> int:
+        if label in self.cfg["labels"]:
+            return 0
+        if self._lm is not None:
+            raise ValueError(
+                f"Cannot add label {label!r} after the model is loaded: add it to the "
+                f"component's `labels` and initialize (train) again."
+            )
+        self.cfg["labels"].update(_label_dict({label: description or label}))
+        return 1
+
+    # -- spaCy's pipe API, in spaCy's order ------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> List[Prediction]:
+        docs = list(docs)
+        if not docs:
+            return []
+        self._require_labels()
+        self._ensure_model()
+        prompter = self._prompter
+        texts = [prompter.encode_text(doc.text) for doc in docs]
+        indexes = [build_span_index(doc, prompter, self.max_span_tokens) for doc in docs]
+        rows = [(i, label) for i in range(len(docs)) for label in self.labels]
+        found: List[Prediction] = [[] for _ in docs]
+        for chunk in minibatch(rows, self.generation_batch_size):
+            prompts = [prompter.prompt_ids(texts[i], label) for i, label in chunk]
+            constraint = SpanConstraint([indexes[i] for i, _ in chunk], prompter)
+            self._generate(prompts, constraint)
+            for row, (i, label) in enumerate(chunk):
+                for start, end, logp in constraint.entities(row):
+                    found[i].append((start, end, label, float(torch.tensor(logp).exp())))
+        return found
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:
+        for doc, prediction in zip(docs, predictions):
+            ranked = sorted(prediction, key=lambda p: (-p[3], -(p[1] - p[0]), p[0]))
+            taken = [False] * len(doc)
+            new: List[Span] = []
+            scores = {}
+            for start, end, label, score in ranked:
+                if any(taken[start:end]):
+                    continue
+                taken[start:end] = [True] * (end - start)
+                new.append(Span(doc, start, end, label=label))
+                scores[(start, end, label)] = score
+            existing = list(doc.ents)
+            if self.overwrite_ents:
+                kept = [e for e in existing if not any(taken[e.start : e.end])]
+                ents = kept + new
+            else:
+                ents = existing + [
+                    s for s in new if not any(e.start < s.end and s.start < e.end for e in existing)
+                ]
+            doc.ents = sorted(ents, key=lambda s: s.start)
+            final = {(s.start, s.end, s.label_) for s in doc.ents}
+            previous = doc._.cllmfs_scores or {}
+            doc._.cllmfs_scores = {
+                key: value
+                for key, value in {**previous, **scores}.items()
+                if key in final
+            }
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch: cross-entropy on the response tokens, LoRA weights only."""
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "CLLMFSNer.update")
+        if not examples:
+            return losses
+        self._require_labels()
+        self._ensure_model()
+        rows = build_rows([eg.reference for eg in examples], self._prompter)
+        batch = collate(rows, self._prompter.pad_id, self._lm.device)
+        self._lm.train()
+        try:
+            loss = self._lm(**batch).loss
+            loss.backward()
+        finally:
+            self._lm.eval()
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += float(loss.detach())
+        return losses
+
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Labels] = None,
+    ) -> None:
+        """Set the labels and attach a fresh LoRA adapter to the base model.
+
+        Labels come from `labels` (e.g. [initialize.components.cllmfs_ner.labels]), else
+        from the component's config, else from the entities of the examples.
+        """
+        if labels:
+            self.cfg["labels"] = _label_dict(labels)
+        elif not self.cfg["labels"] and get_examples is not None:
+            found = sorted({e.label_ for eg in get_examples() for e in eg.reference.ents})
+            self.cfg["labels"] = _label_dict(found)
+        self._require_labels()
+        base = self._release_base()
+        if base is None:
+            base, tokenizer = self.base_model.load()
+        else:
+            tokenizer = self._tokenizer
+        self._set_lm(adapter.attach(base, self.lora), tokenizer)
+
+    # -- serialization ----------------------------------------------------------------------
+
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", self.cfg)
+        shutil.rmtree(path / "adapter", ignore_errors=True)
+        if self._lm is not None:
+            adapter.save(self._lm, path / "adapter", self._base_identity)
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "CLLMFSNer":
+        path = Path(path)
+        cfg = srsly.read_json(path / "cfg")
+        saved_labels = cfg.get("labels", {})
+        if self.cfg["labels"] and list(self.cfg["labels"]) != list(saved_labels):
+            raise AdapterError(
+                f"The saved component at {path} was trained for the labels "
+                f"{list(saved_labels)}, but its config lists {list(self.cfg['labels'])}. "
+                f"Use the saved labels or train again with the new ones."
+            )
+        self.cfg = {**self.cfg, **cfg, "labels": saved_labels}
+        if (path / "adapter").exists():
+            base = self._release_base()
+            if base is None:
+                base, self._tokenizer = self.base_model.load()
+            base_identity = adapter.identity(base, self.base_model.name)
+            lm = adapter.load(base, path / "adapter", base_identity)
+            self._set_lm(lm, self._tokenizer)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.to_disk(tmp)
+            files = {
+                str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()
+            }
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "CLLMFSNer":
+        files = srsly.msgpack_loads(bytes_data)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                target = Path(tmp) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.from_disk(tmp)
+        return self
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _require_labels(self) -> None:
+        if not self.cfg["labels"]:
+            raise ValueError(
+                f"The component {self.name!r} has no entity labels. Set them in its config, "
+                f"e.g. nlp.add_pipe('cllmfs_ner', config={{'labels': ['PERSON', 'ORG']}}), "
+                f"or initialize it with examples that have entities."
+            )
+
+    def _ensure_model(self) -> None:
+        """Load the base model and a fresh adapter on first use, if nothing loaded them yet."""
+        if self._lm is None:
+            base, tokenizer = self.base_model.load()
+            self._set_lm(adapter.attach(base, self.lora), tokenizer)
+        elif self._prompter is None or self._prompter.labels != self.cfg["labels"]:
+            self._prompter = Prompter(self._tokenizer, self.template, self.cfg["labels"])
+
+    def _release_base(self):
+        """Take the LoRA layers off the loaded model, to reuse its base weights."""
+        if self._lm is None:
+            return None
+        from thinc.shims import PyTorchShim
+
+        base = self._lm.unload()
+        self._lm = None
+        self.model._shims = [s for s in self.model.shims if not isinstance(s, PyTorchShim)]
+        return base
+
+    def _set_lm(self, lm, tokenizer) -> None:
+        from thinc.shims import PyTorchShim
+
+        lm.eval()
+        self._lm = lm
+        self._tokenizer = tokenizer
+        self._base_identity = adapter.identity(lm.get_base_model(), self.base_model.name)
+        self._prompter = Prompter(tokenizer, self.template, self.cfg["labels"])
+        self.model._shims = [PyTorchShim(lm)]
+
+    @torch.inference_mode()
+    def _generate(self, prompts: Sequence[Sequence[int]], constraint: SpanConstraint) -> None:
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        device = self._lm.device
+        width = max(len(p) for p in prompts)
+        pad = self._prompter.pad_id
+        # Left padding: every row's next token is at the same position.
+        input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
+        mask = torch.tensor(
+            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device
+        )
+        config = GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self._prompter.eos_id,
+            pad_token_id=pad,
+        )
+        output = self._lm.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            generation_config=config,
+            logits_processor=LogitsProcessorList([constraint]),
+        )
+        constraint.finish(output[:, width:])

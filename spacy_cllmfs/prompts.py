@@ -1,0 +1,114 @@
+"""Prompts in the paper's supervised-fine-tuning form, as token ids.
+
+The template puts the text first and the entity type after it, so that one text's key/value
+cache serves every type. Each part is tokenized on its own and the ids are concatenated, the
+same way in training and in inference; so the ids of an entity in a response are exactly the
+ids the constrained decoder allows, and positions of the type name and the text are known
+without searching.
+"""
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Dict, List, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    prefix: str
+    text: str
+    question: str
+    open: str
+    span: str
+    close: str
+
+    @classmethod
+    def load(cls, name: str) -> "Template":
+        """Load a versioned template shipped with the package, e.g. "ner.v1"."""
+        path = resources.files("spacy_cllmfs") / "templates" / f"{name}.json"
+        if not path.is_file():
+            known = sorted(
+                p.name[: -len(".json")]
+                for p in (resources.files("spacy_cllmfs") / "templates").iterdir()
+                if p.name.endswith(".json")
+            )
+            raise ValueError(f"Unknown prompt template {name!r}. Known templates: {known}")
+        data = json.loads(path.read_text(encoding="utf8"))
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Question:
+    """The ids of one entity type's question and where its name sits among them."""
+
+    ids: Tuple[int, ...]
+    name_start: int
+    name_end: int
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """The ids of a text (template.text filled in) and each text token's character offsets."""
+
+    ids: Tuple[int, ...]
+    # Character offsets into the document text for ids[text_start:text_end]
+    offsets: Tuple[Tuple[int, int], ...]
+    text_start: int
+    text_end: int
+
+
+class Prompter:
+    """Turns texts, labels and entities into token ids with a tokenizer and a template."""
+
+    def __init__(self, tokenizer, template: Template, labels: Dict[str, str]):
+        self.tokenizer = tokenizer
+        self.template = template
+        self.labels = dict(labels)
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id
+        self.prefix_ids = self.encode(template.prefix)
+        self.open_ids = self.encode(template.open)
+        self.close_ids = self.encode(template.close)
+        if not self.open_ids or not self.close_ids:
+            raise ValueError(f"Template {template.name!r} has an empty delimiter.")
+        self.questions = {label: self._question(label, d) for label, d in self.labels.items()}
+
+    def encode(self, text: str) -> Tuple[int, ...]:
+        if not text:
+            return ()
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _question(self, label: str, description: str) -> Question:
+        before, after = self.template.question.split("{label}", 1)
+        name = label
+        # Keep the space before the name with the name, as the tokenizer would in running text.
+        if before.endswith(" "):
+            before, name = before[:-1], " " + label
+        head, name_ids = self.encode(before), self.encode(name)
+        tail = self.encode(after.format(description=description or label, label=label))
+        return Question(head + name_ids + tail, len(head), len(head) + len(name_ids))
+
+    def encode_text(self, text: str) -> EncodedText:
+        before, after = self.template.text.split("{text}", 1)
+        head = self.encode(before)
+        if text:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids, offsets = tuple(enc["input_ids"]), tuple(map(tuple, enc["offset_mapping"]))
+        else:
+            ids, offsets = (), ()
+        return EncodedText(head + ids + self.encode(after), offsets, len(head), len(head) + len(ids))
+
+    def encode_spans(self, texts: Sequence[str]) -> List[Tuple[int, ...]]:
+        if not texts:
+            return []
+        filled = [self.template.span.format(span=text) for text in texts]
+        return [tuple(ids) for ids in self.tokenizer(filled, add_special_tokens=False)["input_ids"]]
+
+    def prompt_ids(self, text: EncodedText, label: str) -> Tuple[int, ...]:
+        return self.prefix_ids + text.ids + self.questions[label].ids
+
+    def response_ids(self, spans: Sequence[Tuple[int, ...]]) -> Tuple[int, ...]:
+        ids: Tuple[int, ...] = ()
+        for span in spans:
+            ids += self.open_ids + tuple(span) + self.close_ids
+        return ids + (self.eos_id,)

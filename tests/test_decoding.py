@@ -1,0 +1,112 @@
+import pytest
+import spacy
+import torch
+
+from spacy_cllmfs.decoding import SpanConstraint, build_span_index
+from spacy_cllmfs.prompts import Prompter, Template
+from spacy_cllmfs.tiny import tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def prompter():
+    return Prompter(tiny_tokenizer(), Template.load("ner.v1"), {"PERSON": "people"})
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return spacy.blank("en")
+
+
+def run_random(constraint, rows, vocab, steps, seed):
+    """Greedy decoding over random logits: the constraint alone keeps the output valid."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.zeros((rows, 1), dtype=torch.long)
+    for _ in range(steps):
+        scores = torch.randn((rows, vocab), generator=generator) * 3
+        masked = constraint(ids, scores)
+        assert torch.isfinite(masked).any(dim=1).all()
+        ids = torch.cat([ids, masked.argmax(dim=1, keepdim=True)], dim=1)
+    constraint.finish(ids[:, 1:])
+    return ids[:, 1:]
+
+
+def test_index_holds_token_spans_without_edge_whitespace(nlp, prompter):
+    doc = nlp("Tim  Cook met\nAna.")
+    index = build_span_index(doc, prompter, max_span_tokens=3)
+    spans = {s for occ in index.occurrences.values() for s in occ}
+    # "Tim  Cook" is Tim, a space token, Cook: no span may end or start on the space.
+    assert (0, 1) in spans and (0, 3) in spans and (0, 2) not in spans and (1, 3) not in spans
+    assert all(not doc[s].is_space and not doc[e - 1].is_space for s, e in spans)
+    assert all(e - s <= 3 for s, e in spans)
+    for ids, occ in index.occurrences.items():
+        texts = {doc[s:e].text for s, e in occ}
+        assert len(texts) == 1 and prompter.encode_spans(list(texts)) == [ids]
+
+
+def test_empty_doc_only_allows_the_end(nlp, prompter):
+    index = build_span_index(nlp(""), prompter, 4)
+    constraint = SpanConstraint([index], prompter)
+    masked = constraint(torch.zeros((1, 1), dtype=torch.long), torch.zeros((1, 600)))
+    assert torch.isfinite(masked[0]).nonzero().flatten().tolist() == [prompter.eos_id]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_logits_give_only_document_spans(nlp, prompter, seed):
+    doc = nlp("Ana met Bo and Ana met Cy in Oslo, then Ana left.")
+    index = build_span_index(doc, prompter, max_span_tokens=3)
+    constraint = SpanConstraint([index, index], prompter)
+    run_random(constraint, 2, len(prompter.tokenizer), steps=80, seed=seed)
+    for row in range(2):
+        found = constraint.entities(row)
+        spans = [(s, e) for s, e, _ in found]
+        assert len(spans) == len(set(spans)), "an occurrence was used twice"
+        for start, end, logp in found:
+            assert 0 <= start < end <= len(doc) and end - start <= 3
+            assert logp <= 0
+
+
+def test_kth_generated_mention_is_kth_occurrence(nlp, prompter):
+    doc = nlp("Ana met Bo and Ana met Cy.")
+    index = build_span_index(doc, prompter, max_span_tokens=2)
+    (ana,) = prompter.encode_spans(["Ana"])
+    forced = list(prompter.open_ids + ana + prompter.close_ids) * 3 + [prompter.eos_id]
+    constraint = SpanConstraint([index], prompter)
+    ids = torch.zeros((1, 1), dtype=torch.long)
+    generated = []
+    for token in forced:
+        scores = torch.zeros((1, len(prompter.tokenizer)))
+        scores[0, token] = 10.0
+        generated.append(int(constraint(ids, scores).argmax()))
+        ids = torch.cat([ids, torch.tensor([[generated[-1]]])], dim=1)
+    constraint.finish(ids[:, 1:])
+    # "Ana" occurs twice: the third attempt cannot close, so the model is steered elsewhere.
+    assert [(s, e) for s, e, _ in constraint.entities(0)][:2] == [(0, 1), (4, 5)]
+    assert all(doc[s:e].text != "Ana" for s, e, _ in constraint.entities(0)[2:])
+
+
+def test_end_is_allowed_everywhere(nlp, prompter):
+    doc = nlp("Ana met Bo.")
+    index = build_span_index(doc, prompter, 2)
+    constraint = SpanConstraint([index], prompter)
+    ids = torch.zeros((1, 1), dtype=torch.long)
+    for _ in range(12):
+        scores = torch.randn((1, len(prompter.tokenizer)))
+        scores[0, prompter.eos_id] = -1e4  # the model never wants to stop
+        masked = constraint(ids, scores)
+        assert torch.isfinite(masked[0, prompter.eos_id])
+        ids = torch.cat([ids, masked.argmax(dim=1, keepdim=True)], dim=1)
+
+
+def test_cut_off_entity_is_not_written(nlp, prompter):
+    doc = nlp("Ana Bo met.")
+    index = build_span_index(doc, prompter, 2)
+    (ana_bo,) = prompter.encode_spans(["Ana Bo"])
+    constraint = SpanConstraint([index], prompter)
+    forced = list(prompter.open_ids + ana_bo)  # no closing delimiter: the budget ran out
+    ids = torch.zeros((1, 1), dtype=torch.long)
+    for token in forced:
+        scores = torch.zeros((1, len(prompter.tokenizer)))
+        scores[0, token] = 10.0
+        ids = torch.cat([ids, constraint(ids, scores).argmax(dim=1, keepdim=True)], dim=1)
+    constraint.finish(ids[:, 1:])
+    assert constraint.entities(0) == []

@@ -1,0 +1,131 @@
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Span
+
+from .util import LABELS, TRAIN, ents, tiny_nlp
+
+
+def test_factory_meta_matches_spacy_ner():
+    meta = Language.get_factory_meta("cllmfs_ner")
+    assert "doc.ents" in meta.assigns
+    assert meta.default_score_weights["ents_f"] == 1.0
+
+
+def test_add_pipe_and_config_validation_load_no_weights():
+    nlp = tiny_nlp()
+    pipe = nlp.get_pipe("cllmfs_ner")
+    assert pipe._lm is None
+    spacy.util.load_model_from_config(nlp.config, auto_fill=True)  # validates the config
+    assert pipe._lm is None
+
+
+def test_labels_list_or_dict():
+    assert tiny_nlp(labels=["PERSON", "ORG"]).get_pipe("cllmfs_ner").label_descriptions == {
+        "PERSON": "PERSON",
+        "ORG": "ORG",
+    }
+    assert tiny_nlp(labels=LABELS).get_pipe("cllmfs_ner").label_descriptions == LABELS
+
+
+def test_no_labels_is_a_clear_error():
+    nlp = tiny_nlp(labels=[])
+    with pytest.raises(ValueError, match="no entity labels"):
+        nlp("Tim Cook.")
+
+
+def test_labels_from_examples_on_initialize():
+    from .util import examples
+
+    nlp = tiny_nlp(labels=[])
+    nlp.initialize(lambda: examples(nlp))
+    assert set(nlp.get_pipe("cllmfs_ner").labels) == {"PERSON", "ORG"}
+
+
+def test_bad_config_values_are_rejected():
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        tiny_nlp(max_new_tokens=0)
+
+
+def test_untrained_pipe_runs_on_first_use_and_writes_valid_entities():
+    nlp = tiny_nlp()
+    texts = [t for t, _ in TRAIN] + ["", "   ", "a"]
+    for doc in nlp.pipe(texts):
+        for ent in doc.ents:
+            assert ent.label_ in LABELS and 0 < ent._.cllmfs_score <= 1
+
+
+def test_trained_pipe_predicts_the_gold_spans(trained_nlp):
+    for text, gold in TRAIN:
+        doc = trained_nlp(text)
+        assert [(s, e, label) for s, e, label, _ in ents(doc)] == gold
+        for ent in doc.ents:
+            assert 0.5 < ent._.cllmfs_score <= 1.0
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_pipe_batches_yield_every_doc_in_order(trained_nlp, batch_size):
+    texts = [t for t, _ in TRAIN] * 2 + ["", "Nothing here."]
+    single = [ents(trained_nlp(t)) for t in texts]
+    docs = list(trained_nlp.pipe(texts, batch_size=batch_size))
+    assert [d.text for d in docs] == texts
+    for doc, expected in zip(docs, single):
+        got = ents(doc)
+        assert [e[:3] for e in got] == [e[:3] for e in expected]
+        assert [e[3] for e in got] == pytest.approx([e[3] for e in expected], abs=1e-4)
+
+
+def test_generation_batch_size_does_not_change_predictions(trained_nlp):
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    texts = [t for t, _ in TRAIN]
+    before = [ents(d) for d in trained_nlp.pipe(texts)]
+    old = pipe.generation_batch_size
+    try:
+        pipe.generation_batch_size = 1
+        after = [ents(d) for d in trained_nlp.pipe(texts)]
+    finally:
+        pipe.generation_batch_size = old
+    assert [[e[:3] for e in d] for d in after] == [[e[:3] for e in d] for d in before]
+
+
+def _pipe(overwrite=False):
+    nlp = tiny_nlp(overwrite_ents=overwrite)
+    return nlp, nlp.get_pipe("cllmfs_ner")
+
+
+def test_overlaps_resolved_by_score_then_length():
+    nlp, pipe = _pipe()
+    doc = nlp.make_doc("Ana Bo met Cy Dee today")
+    pipe.set_annotations(
+        [doc],
+        [[(0, 2, "PERSON", 0.6), (1, 2, "ORG", 0.9), (3, 5, "PERSON", 0.7), (3, 4, "ORG", 0.7)]],
+    )
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(1, 2, "ORG"), (3, 5, "PERSON")]
+    assert [e._.cllmfs_score for e in doc.ents] == [0.9, 0.7]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_existing_entities_kept_or_overwritten(overwrite):
+    nlp, pipe = _pipe(overwrite)
+    doc = nlp.make_doc("Ana Bo met Cy Dee today")
+    doc.ents = [Span(doc, 0, 1, label="GPE"), Span(doc, 5, 6, label="DATE")]
+    pipe.set_annotations([doc], [[(0, 2, "PERSON", 0.8), (3, 5, "PERSON", 0.7)]])
+    got = [(e.start, e.end, e.label_) for e in doc.ents]
+    if overwrite:
+        assert got == [(0, 2, "PERSON"), (3, 5, "PERSON"), (5, 6, "DATE")]
+    else:
+        assert got == [(0, 1, "GPE"), (3, 5, "PERSON"), (5, 6, "DATE")]
+        assert doc.ents[0]._.cllmfs_score is None  # not ours
+
+
+def test_training_only_changes_lora_weights():
+    from .util import train
+
+    nlp = tiny_nlp()
+    nlp.initialize()
+    lm = nlp.get_pipe("cllmfs_ner")._lm
+    before = {n: p.detach().clone() for n, p in lm.named_parameters()}
+    train(nlp, steps=2)
+    lm = nlp.get_pipe("cllmfs_ner")._lm
+    changed = {n for n, p in lm.named_parameters() if not p.detach().equal(before[n])}
+    assert changed and all("lora_" in n for n in changed)

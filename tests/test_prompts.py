@@ -1,0 +1,52 @@
+import pytest
+
+from spacy_cllmfs.prompts import Prompter, Template
+from spacy_cllmfs.tiny import tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def prompter():
+    return Prompter(tiny_tokenizer(), Template.load("ner.v1"), {"PERSON": "names of people"})
+
+
+def test_unknown_template_names_the_known_ones():
+    with pytest.raises(ValueError, match="ner.v1"):
+        Template.load("ner.v999")
+
+
+def test_question_marks_the_type_name(prompter):
+    question = prompter.questions["PERSON"]
+    name = prompter.tokenizer.decode(question.ids[question.name_start : question.name_end])
+    assert name.strip() == "PERSON"
+    assert "names of people" in prompter.tokenizer.decode(question.ids)
+
+
+def test_text_offsets_point_into_the_text(prompter):
+    text = "Tim Cook said Apple 😀 will open."
+    encoded = prompter.encode_text(text)
+    text_ids = encoded.ids[encoded.text_start : encoded.text_end]
+    assert len(text_ids) == len(encoded.offsets)
+    assert prompter.tokenizer.decode(text_ids) == text
+    starts = [start for start, _ in encoded.offsets]
+    assert starts == sorted(starts) and encoded.offsets[-1][1] == len(text)
+
+
+def test_prompt_is_prefix_text_question(prompter):
+    encoded = prompter.encode_text("Tim Cook spoke.")
+    ids = prompter.prompt_ids(encoded, "PERSON")
+    assert ids == prompter.prefix_ids + encoded.ids + prompter.questions["PERSON"].ids
+    decoded = prompter.tokenizer.decode(ids)
+    assert decoded.index("Tim Cook spoke.") < decoded.index("PERSON")
+
+
+def test_response_wraps_each_span_and_ends(prompter):
+    spans = prompter.encode_spans(["Tim Cook", "Apple"])
+    ids = prompter.response_ids(spans)
+    expected = (
+        prompter.open_ids + spans[0] + prompter.close_ids
+        + prompter.open_ids + spans[1] + prompter.close_ids + (prompter.eos_id,)
+    )
+    assert ids == expected
+    assert prompter.response_ids([]) == (prompter.eos_id,)
+    text = prompter.tokenizer.decode(ids, skip_special_tokens=True)
+    assert text == "\n<<< Tim Cook >>>\n<<< Apple >>>"

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+import spacy
+
+from spacy_cllmfs import AdapterError
+
+from .util import TINY, TRAIN, ents
+
+
+@pytest.fixture(scope="module")
+def saved(trained_nlp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipeline")
+    trained_nlp.to_disk(path)
+    return path
+
+
+def test_adapter_is_stored_in_peft_format(saved):
+    folder = saved / "cllmfs_ner" / "adapter"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "base_model.json",
+    ]
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny-random-llama-0"
+    assert config["r"] == 32 and config["lora_alpha"] == 16
+    assert set(config["target_modules"]) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }
+    # The pipeline folder holds no base weights.
+    sizes = sum(p.stat().st_size for p in saved.rglob("*") if p.is_file())
+    assert sizes < 2_000_000
+
+
+def test_round_trip_gives_identical_entities_and_scores(trained_nlp, saved):
+    nlp2 = spacy.load(saved)
+    texts = [t for t, _ in TRAIN]
+    assert [ents(d) for d in nlp2.pipe(texts)] == [ents(d) for d in trained_nlp.pipe(texts)]
+
+
+def test_bytes_round_trip(trained_nlp):
+    nlp2 = spacy.blank("en").from_config(trained_nlp.config)
+    nlp2.from_bytes(trained_nlp.to_bytes())
+    texts = [t for t, _ in TRAIN]
+    assert [ents(d) for d in nlp2.pipe(texts)] == [ents(d) for d in trained_nlp.pipe(texts)]
+
+
+def test_adapter_refuses_another_base_model(saved):
+    with pytest.raises(AdapterError, match="tiny-random-llama-0"):
+        spacy.load(saved, config={"components": {"cllmfs_ner": {"base_model": {**TINY, "seed": 1}}}})
+
+
+def test_corrupted_adapter_is_a_clear_error(saved, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(saved, copy)
+    weights = copy / "cllmfs_ner" / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(AdapterError, match="corrupted"):
+        spacy.load(copy)
+
+
+def test_labels_differing_from_the_config_are_refused(saved):
+    with pytest.raises(AdapterError, match="labels"):
+        spacy.load(saved, config={"components": {"cllmfs_ner": {"labels": ["PERSON", "LOC"]}}})

