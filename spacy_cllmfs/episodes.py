@@ -23,6 +23,9 @@ class Row:
     response: Tuple[int, ...]
     # (start, end) character offsets of each gold entity of this type in the text
     entities: List[Tuple[int, int]]
+    # where the type name sits among the question's ids
+    name_start: int
+    name_end: int
 
 
 def build_rows(docs: Iterable, prompter: Prompter) -> List[Row]:
@@ -39,6 +42,8 @@ def build_rows(docs: Iterable, prompter: Prompter) -> List[Row]:
                     prompt=prompter.prompt_ids(text, label),
                     response=prompter.response_ids(spans),
                     entities=[(e.start_char, e.end_char) for e in ents],
+                    name_start=prompter.questions[label].name_start,
+                    name_end=prompter.questions[label].name_end,
                 )
             )
     return rows

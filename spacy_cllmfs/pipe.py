@@ -20,6 +20,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from . import adapter
+from .contrastive import default_layer, info_nce
 from .decoding import SpanConstraint, build_span_index
 from .episodes import build_rows, collate
 from .errors import AdapterError
@@ -34,6 +35,11 @@ max_new_tokens = 64
 max_span_tokens = 8
 generation_batch_size = 16
 overwrite_ents = false
+contrastive_weight = 0.1
+temperature = 0.1
+noise = 0.1
+contrastive_layer = null
+negative_window = 2
 scorer = {"@scorers":"spacy.ner_scorer.v1"}
 
 [cllmfs_ner.base_model]
@@ -79,6 +85,11 @@ def make_cllmfs_ner(
     max_span_tokens: int,
     generation_batch_size: int,
     overwrite_ents: bool,
+    contrastive_weight: float,
+    temperature: float,
+    noise: float,
+    contrastive_layer: Optional[int],
+    negative_window: int,
     scorer: Optional[Callable],
 ) -> "CLLMFSNer":
     return CLLMFSNer(
@@ -92,6 +103,11 @@ def make_cllmfs_ner(
         max_span_tokens=max_span_tokens,
         generation_batch_size=generation_batch_size,
         overwrite_ents=overwrite_ents,
+        contrastive_weight=contrastive_weight,
+        temperature=temperature,
+        noise=noise,
+        contrastive_layer=contrastive_layer,
+        negative_window=negative_window,
         scorer=scorer,
     )
 
@@ -137,15 +153,29 @@ class CLLMFSNer(TrainablePipe):
         max_span_tokens: int = 8,
         generation_batch_size: int = 16,
         overwrite_ents: bool = False,
+        contrastive_weight: float = 0.1,
+        temperature: float = 0.1,
+        noise: float = 0.1,
+        contrastive_layer: Optional[int] = None,
+        negative_window: int = 2,
         scorer: Optional[Callable] = None,
     ):
         for key, value in (
             ("max_new_tokens", max_new_tokens),
             ("max_span_tokens", max_span_tokens),
             ("generation_batch_size", generation_batch_size),
+            ("negative_window", negative_window),
         ):
             if value < 1:
                 raise ValueError(f"{key} must be at least 1, got {value}.")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be greater than 0, got {temperature}.")
+        if noise < 0:
+            raise ValueError(f"noise (the Gaussian noise's scale) must be >= 0, got {noise}.")
+        if contrastive_weight < 0:
+            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}.")
+        if contrastive_layer is not None and contrastive_layer < 1:
+            raise ValueError(f"contrastive_layer must be at least 1, got {contrastive_layer}.")
         self.vocab = vocab
         self.name = name
         self.base_model = base_model
@@ -155,6 +185,11 @@ class CLLMFSNer(TrainablePipe):
         self.max_span_tokens = max_span_tokens
         self.generation_batch_size = generation_batch_size
         self.overwrite_ents = overwrite_ents
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.noise = noise
+        self.contrastive_layer = contrastive_layer
+        self.negative_window = negative_window
         self.scorer = scorer
         self.cfg = {"labels": _label_dict(labels)}
         # spaCy's trainer talks to self.model; the torch model joins it as a shim once loaded.
@@ -247,7 +282,10 @@ class CLLMFSNer(TrainablePipe):
         sgd=None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Learn from a batch: cross-entropy on the response tokens, LoRA weights only."""
+        """Learn from a batch: cross-entropy on the response tokens plus
+        contrastive_weight x InfoNCE on the hidden states of `contrastive_layer`.
+        Only the LoRA weights have gradients; the base model is frozen by peft.
+        """
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
@@ -260,7 +298,7 @@ class CLLMFSNer(TrainablePipe):
         batch = collate(rows, self._prompter.pad_id, self._lm.device)
         self._lm.train()
         try:
-            loss = self._lm(**batch).loss
+            loss, _ = self._loss(rows, batch, training=True)
             loss.backward()
         finally:
             self._lm.eval()
@@ -268,6 +306,47 @@ class CLLMFSNer(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += float(loss.detach())
         return losses
+
+    def get_loss(self, examples: Iterable[Example], scores=None) -> Tuple[float, Dict]:
+        """The training objective on examples, without updating: (loss, its parts)."""
+        self._require_labels()
+        self._ensure_model()
+        rows = build_rows([eg.reference for eg in examples], self._prompter)
+        batch = collate(rows, self._prompter.pad_id, self._lm.device)
+        with torch.no_grad():
+            loss, parts = self._loss(rows, batch, training=False)
+        return float(loss), parts
+
+    def _loss(self, rows, batch, *, training: bool):
+        layer = self._layer()
+        want_hidden = self.contrastive_weight > 0
+        output = self._lm(**batch, output_hidden_states=want_hidden)
+        loss = output.loss
+        parts = {"cross_entropy": float(loss.detach())}
+        if want_hidden:
+            nce = info_nce(
+                output.hidden_states[layer],
+                rows,
+                len(self._prompter.prefix_ids),
+                temperature=self.temperature,
+                noise=self.noise,
+                window=self.negative_window,
+                training=training,
+            )
+            if nce is not None:
+                parts["info_nce"] = float(nce.detach())
+                loss = loss + self.contrastive_weight * nce
+        return loss, parts
+
+    def _layer(self) -> int:
+        depth = self._lm.get_base_model().config.num_hidden_layers
+        layer = self.contrastive_layer or default_layer(depth)
+        if layer > depth:
+            raise ValueError(
+                f"contrastive_layer is {layer}, but the base model has {depth} layers: "
+                f"choose a layer from 1 to {depth} (default: {default_layer(depth)})."
+            )
+        return layer
 
     def initialize(
         self,

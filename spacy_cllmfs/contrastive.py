@@ -1,0 +1,84 @@
+"""The CLLMFS contrastive term: InfoNCE on the hidden states of a mid-deep layer.
+
+For every gold entity of a training row, the anchor is the type embedding (mean hidden state of
+the type name's tokens in the question), the positive is the entity embedding (mean hidden state
+of the entity's tokens in the text) and the negatives are the hidden states of the `window` text
+tokens on each side of the entity. In training, Gaussian noise of scale `noise` is added to the
+positive (the paper's adversarial augmentation). Similarities are cosines over `temperature`.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .episodes import Row
+
+
+def default_layer(num_layers: int) -> int:
+    """The paper uses layer 26 of LLaMA-2-7B's 32: about 0.8 of the depth."""
+    return round(0.8125 * num_layers)
+
+
+def entity_positions(row: Row, offset: int, start_char: int, end_char: int) -> List[int]:
+    """Sequence positions of the text tokens that overlap [start_char, end_char)."""
+    base = offset + row.text.text_start
+    return [
+        base + i
+        for i, (start, end) in enumerate(row.text.offsets)
+        if start < end_char and end > start_char
+    ]
+
+
+def pairs(
+    rows: Sequence[Row], prefix_len: int, window: int
+) -> List[Tuple[int, List[int], List[int], List[int]]]:
+    """(row, type positions, entity positions, negative positions) for each gold entity."""
+    out = []
+    for b, row in enumerate(rows):
+        question_start = prefix_len + len(row.text.ids)
+        name = list(range(question_start + row.name_start, question_start + row.name_end))
+        text_lo = prefix_len + row.text.text_start
+        text_hi = prefix_len + row.text.text_end
+        for start_char, end_char in row.entities:
+            ent = entity_positions(row, prefix_len, start_char, end_char)
+            if not ent or not name:
+                continue
+            left = range(max(text_lo, ent[0] - window), ent[0])
+            right = range(ent[-1] + 1, min(text_hi, ent[-1] + 1 + window))
+            negatives = [p for p in [*left, *right] if p not in ent]
+            if negatives:
+                out.append((b, name, ent, negatives))
+    return out
+
+
+def info_nce(
+    hidden: torch.Tensor,
+    rows: Sequence[Row],
+    prefix_len: int,
+    *,
+    temperature: float,
+    noise: float,
+    window: int,
+    training: bool,
+    generator: Optional[torch.Generator] = None,
+) -> Optional[torch.Tensor]:
+    """Mean InfoNCE loss over the gold entities of the batch; None when there is none.
+
+    hidden: (batch, seq, dim) hidden states of the chosen layer, rows right-padded.
+    """
+    found = pairs(rows, prefix_len, window)
+    if not found:
+        return None
+    losses = []
+    for b, name, ent, negatives in found:
+        anchor = hidden[b, name].mean(dim=0)
+        positive = hidden[b, ent].mean(dim=0)
+        if training and noise > 0:
+            eps = torch.randn(
+                positive.shape, generator=generator, device="cpu", dtype=torch.float32
+            ).to(positive.device, positive.dtype)
+            positive = positive + noise * eps
+        candidates = torch.cat([positive[None], hidden[b, negatives]], dim=0)
+        sims = F.cosine_similarity(anchor[None].float(), candidates.float(), dim=-1) / temperature
+        losses.append(-torch.log_softmax(sims, dim=0)[0])
+    return torch.stack(losses).mean()

@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+from spacy_cllmfs.contrastive import default_layer, info_nce, pairs
+from spacy_cllmfs.episodes import Row
+from spacy_cllmfs.prompts import EncodedText
+
+from .util import TRAIN, examples, tiny_nlp
+
+
+def small_row():
+    # text "Ana met Bo today": 4 tokens at sequence positions 0..3, type name at position 4
+    text = EncodedText(
+        ids=(10, 11, 12, 13),
+        offsets=((0, 3), (4, 7), (8, 10), (11, 16)),
+        text_start=0,
+        text_end=4,
+    )
+    return Row(text=text, label="PERSON", prompt=(), response=(), entities=[(8, 10)],
+               name_start=0, name_end=1)
+
+
+def test_pairs_pick_type_entity_and_neighbours():
+    assert pairs([small_row()], prefix_len=0, window=1) == [(0, [4], [2], [1, 3])]
+    assert pairs([small_row()], prefix_len=0, window=5) == [(0, [4], [2], [0, 1, 3])]
+    # a prefix shifts every position
+    assert pairs([small_row()], prefix_len=3, window=1) == [(0, [7], [5], [4, 6])]
+
+
+def test_info_nce_by_hand():
+    hidden = torch.zeros((1, 5, 2))
+    hidden[0, 1] = torch.tensor([0.0, 1.0])   # left neighbour: cosine 0
+    hidden[0, 2] = torch.tensor([2.0, 0.0])   # entity: cosine 1
+    hidden[0, 3] = torch.tensor([-1.0, 0.0])  # right neighbour: cosine -1
+    hidden[0, 4] = torch.tensor([1.0, 0.0])   # type name
+    loss = info_nce(hidden, [small_row()], 0, temperature=0.5, noise=0.0, window=1, training=True)
+    expected = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_noise_only_in_training():
+    torch.manual_seed(0)
+    hidden = torch.randn((1, 5, 8))
+    kwargs = dict(temperature=0.1, window=1)
+    clean = info_nce(hidden, [small_row()], 0, noise=0.0, training=True, **kwargs)
+    eval_noisy = info_nce(hidden, [small_row()], 0, noise=1.0, training=False, **kwargs)
+    train_noisy = info_nce(hidden, [small_row()], 0, noise=1.0, training=True,
+                           generator=torch.Generator().manual_seed(1), **kwargs)
+    assert float(eval_noisy) == float(clean)
+    assert float(train_noisy) != pytest.approx(float(clean))
+
+
+def test_no_entities_no_contrastive_term():
+    row = small_row()
+    row.entities = []
+    assert info_nce(torch.zeros((1, 5, 2)), [row], 0, temperature=1, noise=0, window=1,
+                    training=True) is None
+
+
+def test_default_layer_is_about_four_fifths():
+    assert default_layer(32) == 26 and default_layer(30) == 24
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_weight_zero_leaves_cross_entropy_alone(weight):
+    nlp = tiny_nlp(contrastive_weight=weight)
+    nlp.initialize(lambda: examples(nlp))
+    loss, parts = nlp.get_pipe("cllmfs_ner").get_loss(examples(nlp))
+    if weight == 0:
+        assert "info_nce" not in parts and loss == pytest.approx(parts["cross_entropy"])
+    else:
+        expected = parts["cross_entropy"] + weight * parts["info_nce"]
+        assert loss == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [("temperature", 0.0, "temperature"), ("noise", -0.1, "noise"),
+     ("contrastive_weight", -1.0, "contrastive_weight")],
+)
+def test_out_of_range_values_are_refused(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_nlp(**{key: value})
+
+
+def test_layer_beyond_depth_is_refused():
+    nlp = tiny_nlp(contrastive_layer=9)  # the tiny model has 4 layers
+    nlp.initialize(lambda: examples(nlp))
+    with pytest.raises(ValueError, match="4 layers"):
+        nlp.update(examples(nlp, TRAIN[:1]))
