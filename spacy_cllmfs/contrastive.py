@@ -43,9 +43,10 @@ def pairs(
             ent = entity_positions(row, prefix_len, start_char, end_char)
             if not ent or not name:
                 continue
+            # ent is contiguous (offsets increase), so both windows lie outside it.
             left = range(max(text_lo, ent[0] - window), ent[0])
             right = range(ent[-1] + 1, min(text_hi, ent[-1] + 1 + window))
-            negatives = [p for p in [*left, *right] if p not in ent]
+            negatives = [*left, *right]
             if negatives:
                 out.append((b, name, ent, negatives))
     return out

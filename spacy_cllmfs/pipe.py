@@ -292,10 +292,7 @@ class CLLMFSNer(TrainablePipe):
         validate_examples(examples, "CLLMFSNer.update")
         if not examples:
             return losses
-        self._require_labels()
-        self._ensure_model()
-        rows = build_rows([eg.reference for eg in examples], self._prompter)
-        batch = collate(rows, self._prompter.pad_id, self._lm.device)
+        rows, batch = self._training_batch(examples)
         self._lm.train()
         try:
             loss, _ = self._loss(rows, batch, training=True)
@@ -309,13 +306,17 @@ class CLLMFSNer(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores=None) -> Tuple[float, Dict]:
         """The training objective on examples, without updating: (loss, its parts)."""
-        self._require_labels()
-        self._ensure_model()
-        rows = build_rows([eg.reference for eg in examples], self._prompter)
-        batch = collate(rows, self._prompter.pad_id, self._lm.device)
+        rows, batch = self._training_batch(examples)
         with torch.no_grad():
             loss, parts = self._loss(rows, batch, training=False)
         return float(loss), parts
+
+    def _training_batch(self, examples: Iterable[Example]):
+        """The rows of the gold docs and their collated tensors on the model's device."""
+        self._require_labels()
+        self._ensure_model()
+        rows = build_rows([eg.reference for eg in examples], self._prompter)
+        return rows, collate(rows, self._prompter.pad_id, self._lm.device)
 
     def _loss(self, rows, batch, *, training: bool):
         layer = self._layer()
