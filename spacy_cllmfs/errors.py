@@ -11,3 +11,7 @@ class BaseModelError(CLLMFSError, OSError):
 
 class AdapterError(CLLMFSError, ValueError):
     """A saved adapter is missing, corrupted, or belongs to another base model or label set."""
+
+
+class SamplingError(CLLMFSError, ValueError):
+    """The data cannot give the requested N-way K-shot training set."""

@@ -1,7 +1,7 @@
 """Write the bundled sample data: two small invented domains in CoNLL/IOB (token TAB tag).
 
 Every sentence is generated here from templates and names written for this project; no
-sentence comes from any data set. Usage: python scripts/make_sample.py OUTPUT_DIR
+sentence comes from any data set. Usage: python scripts/make_sample.py OUTPUT_DIR (writes OUTPUT_DIR/<domain>/<split>.iob)
 """
 import random
 import sys
@@ -51,7 +51,7 @@ DOMAINS = {
         ],
     },
 }
-SIZES = {"train": 40, "dev": 20, "test": 30}
+SIZES = {"train": 60, "dev": 12, "test": 30}
 
 
 def sentence(rng, domain):

@@ -1,0 +1,208 @@
+"""Speed and memory of `cllmfs_ner` on the default model, every figure taken in one run.
+
+- limit: tokens/s of a plain batched forward pass (no generation) over the documents' tokens;
+- pipeline: document tokens/s and documents/s through `nlp.pipe`;
+- naive: one full prompt per (document, type), batch size 1, no cache reuse, same constraints
+  (the pipeline is timed on the same documents for the ratio, and must predict the same);
+- peak resident memory of this process after the inference runs;
+- cold (fresh interpreter) and warm (second) `spacy.load` of a trained pipeline;
+- training tokens/s of `update()` (cross-entropy + InfoNCE + optimizer step) against a plain
+  forward + backward pass of the same batches.
+
+Texts and types: the WNUT-17 test split and its 6 types when DATA_DIR holds it (e.g.
+../../shared/data/wnut17), else the bundled sample's test sets and their 6 types (run the
+`convert` command first). The pipeline is the default model with a fresh adapter for those
+types: untrained, it tends to write long answers, a worst case for generation.
+
+Usage: python scripts/benchmark.py OUTPUT_JSON [--data DATA_DIR] [--pipeline PATH]
+       [--docs 100] [--naive-docs 8] [--train-steps 8]
+"""
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import spacy
+import torch
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Adam
+
+from spacy_cllmfs.fewshot import read_docs
+
+TARGETS = {"pipeline_over_limit": 0.5, "pipeline_over_naive": 10.0, "peak_rss_mb": 1536,
+           "load_warm_s": 5.0, "train_over_plain": 0.7}
+
+
+def read_conll(path: Path, vocab):
+    docs, words, tags = [], [], []
+    for line in path.read_text(encoding="utf8").splitlines() + [""]:
+        if line.strip():
+            word, tag = line.split("\t")[:2] if "\t" in line else line.split()[:2]
+            words.append(word)
+            tags.append(tag)
+        elif words:
+            docs.append(Doc(vocab, words=words, ents=tags))
+            words, tags = [], []
+    return docs
+
+
+def load_data(data: Path, vocab):
+    if data and (data / "test.conll").exists():
+        test = read_conll(data / "test.conll", vocab)
+        train = read_conll(data / "train.conll", vocab)
+        return f"WNUT-17 ({data})", test, train
+    test, train = [], []
+    for domain in ("news", "recipes"):
+        test += read_docs(Path("corpus") / domain / "test.spacy", vocab)
+        train += read_docs(Path("corpus") / domain / "train.spacy", vocab)
+    return "bundled sample (news + recipes)", test, train
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+@torch.inference_mode()
+def forward_limit(pipe, token_lists, batch_size: int) -> float:
+    """Seconds for a plain batched forward pass (right-padded) over the token lists."""
+    lm, pad = pipe._lm, pipe._prompter.pad_id
+
+    def run():
+        for i in range(0, len(token_lists), batch_size):
+            chunk = token_lists[i : i + batch_size]
+            width = max(len(t) for t in chunk)
+            ids = torch.tensor([list(t) + [pad] * (width - len(t)) for t in chunk])
+            mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in chunk])
+            lm(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), logits_to_keep=1)
+
+    run()  # warm-up
+    return timed(run)[0]
+
+
+def spans(docs):
+    return [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs]
+
+
+def load_times(path: Path):
+    code = (
+        "import time, spacy\n"
+        f"t = time.perf_counter(); spacy.load({str(path)!r}); cold = time.perf_counter() - t\n"
+        f"t = time.perf_counter(); spacy.load({str(path)!r}); warm = time.perf_counter() - t\n"
+        "print(cold, warm)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    cold, warm = out.stdout.split()[-2:]
+    return float(cold), float(warm)
+
+
+def training(pipe, examples, steps: int):
+    """Tokens/s of update() and of a plain forward+backward pass over the same batches."""
+    lm = pipe._lm
+    optimizer = Adam(1e-4)
+    batches = [examples[2 * i : 2 * i + 2] for i in range(steps + 1)]
+    plain_s = train_s = tokens = 0
+    for step, batch in enumerate(batches):
+        _, tensors = pipe._training_batch(batch)
+        lm.train()
+
+        def plain():
+            lm(**tensors).loss.backward()
+            lm.zero_grad(set_to_none=True)
+
+        seconds_plain, _ = timed(plain)
+        seconds_train, _ = timed(lambda: pipe.update(batch, sgd=optimizer))
+        if step:  # the first batch warms up
+            plain_s += seconds_plain
+            train_s += seconds_train
+            tokens += int(tensors["attention_mask"].sum())
+    lm.eval()
+    return tokens / train_s, tokens / plain_s
+
+
+def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_train: int):
+    nlp = spacy.blank("en")
+    source, test, train = load_data(data, nlp.vocab)
+    labels = sorted({e.label_ for doc in train + test for e in doc.ents})
+    nlp.add_pipe("cllmfs_ner", config={"labels": labels})
+    nlp.initialize()
+    pipe = nlp.get_pipe("cllmfs_ner")
+    texts = [doc.text for doc in test[:n_docs]]
+    doc_tokens = [pipe._prompter.encode_text(t).ids for t in texts]
+    n_tokens = sum(len(t) for t in doc_tokens)
+    print(f"{len(texts)} texts, {n_tokens} model tokens, {len(labels)} types {labels}; {source}")
+
+    limit_s = forward_limit(pipe, doc_tokens, batch_size=32)
+    list(nlp.pipe(texts[:4]))  # warm-up
+    pipe_s, _ = timed(lambda: list(nlp.pipe(texts, batch_size=64)))
+
+    subset = texts[:n_naive]
+    subset_tokens = sum(len(t) for t in doc_tokens[:n_naive])
+    fast_s, fast_docs = timed(lambda: list(nlp.pipe(subset, batch_size=64)))
+    pipe.reuse_cache, batch_size = False, pipe.generation_batch_size
+    pipe.generation_batch_size = 1
+    naive_s, naive_docs = timed(lambda: list(nlp.pipe(subset, batch_size=1)))
+    pipe.reuse_cache, pipe.generation_batch_size = True, batch_size
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    examples = [Example(nlp.make_doc(d.text), d) for d in train if d.ents][: 2 * (n_train + 1)]
+    train_tps, plain_tps = training(pipe, examples, n_train)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if pipeline is None:
+            nlp.to_disk(tmp)
+        cold_s, warm_s = load_times(pipeline or Path(tmp))
+
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, "
+                   f"{torch.get_num_threads()} torch threads, device {pipe._lm.device}",
+        "model": pipe.base_model.name,
+        "texts": source,
+        "docs": len(texts),
+        "doc_tokens": n_tokens,
+        "types": len(labels),
+        "limit_tokens_per_s": n_tokens / limit_s,
+        "pipeline_tokens_per_s": n_tokens / pipe_s,
+        "pipeline_docs_per_s": len(texts) / pipe_s,
+        "naive_docs": len(subset),
+        "naive_tokens_per_s": subset_tokens / naive_s,
+        "pipeline_tokens_per_s_on_naive_docs": subset_tokens / fast_s,
+        "naive_predictions_identical": spans(fast_docs) == spans(naive_docs),
+        "pipeline_over_limit": limit_s / pipe_s,
+        "pipeline_over_naive": naive_s / fast_s,
+        "peak_rss_mb": peak_rss_mb,
+        "load_cold_s": cold_s,
+        "load_warm_s": warm_s,
+        "train_tokens_per_s": train_tps,
+        "plain_fwd_bwd_tokens_per_s": plain_tps,
+        "train_over_plain": train_tps / plain_tps,
+    }
+    result["targets_met"] = {
+        key: (result[key] <= goal if key in ("peak_rss_mb", "load_warm_s") else result[key] >= goal)
+        for key, goal in TARGETS.items()
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:.3g}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--pipeline", type=Path, default=None)
+    parser.add_argument("--docs", type=int, default=100)
+    parser.add_argument("--naive-docs", type=int, default=8)
+    parser.add_argument("--train-steps", type=int, default=8)
+    args = parser.parse_args()
+    main(args.output, args.data, args.pipeline, args.docs, args.naive_docs, args.train_steps)

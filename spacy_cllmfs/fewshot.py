@@ -1,0 +1,81 @@
+"""N-way K-shot training sets, drawn with Few-NERD's greedy sampler (Ding et al., 2021).
+
+Few-NERD's rule: pick N types; walk the sentences in random order and take a sentence when
+(a) all its entity types are among the N, (b) it brings at least one type still below K
+mentions, and (c) no type goes above 2K. Stop when every type has at least K mentions, so
+each type ends with K to 2K mentions. Few-NERD draws sentences forever until it finishes;
+here each candidate is visited once, so an impossible request fails with an error instead
+of hanging.
+"""
+import random
+from collections import Counter
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+from spacy.tokens import Doc, DocBin
+
+from .errors import SamplingError
+
+
+def sample_episode(
+    docs: Sequence[Doc], n_ways: int, k_shots: int, seed: int
+) -> Tuple[List[str], List[int]]:
+    """Choose N types and the indices (sorted) of docs that hold K to 2K mentions of each."""
+    if n_ways < 1 or k_shots < 1:
+        raise SamplingError(f"N and K must be at least 1, got N={n_ways}, K={k_shots}.")
+    counts = [Counter(ent.label_ for ent in doc.ents) for doc in docs]
+    all_types = sorted(set().union(*counts)) if counts else []
+    if n_ways > len(all_types):
+        raise SamplingError(
+            f"Asked for {n_ways} types (N), but the data has {len(all_types)} entity "
+            f"types: {all_types}. Lower N."
+        )
+    rng = random.Random(seed)
+    types = sorted(rng.sample(all_types, n_ways))
+    target = set(types)
+    candidates = [i for i, c in enumerate(counts) if c and set(c) <= target]
+    available = Counter()
+    for i in candidates:
+        available.update(counts[i])
+    short = {t: available[t] for t in types if available[t] < k_shots}
+    if short:
+        detail = ", ".join(f"{t}: {n}" for t, n in sorted(short.items()))
+        raise SamplingError(
+            f"Too few examples for K={k_shots}: counting only sentences whose types are all "
+            f"among {types}, these types have fewer than K mentions ({detail}). Lower K, "
+            f"or add data."
+        )
+    rng.shuffle(candidates)
+    have: Counter = Counter()
+    chosen: List[int] = []
+    for i in candidates:
+        if _fits(counts[i], have, k_shots):
+            have.update(counts[i])
+            chosen.append(i)
+            if all(have[t] >= k_shots for t in types):
+                return types, sorted(chosen)
+    detail = ", ".join(f"{t}: {have[t]}" for t in types)
+    raise SamplingError(
+        f"The greedy sampler could not reach K={k_shots} for every type without exceeding "
+        f"2K for another (got {detail}) with seed {seed}. Try another seed or a smaller K."
+    )
+
+
+def _fits(sentence: Counter, have: Counter, k_shots: int) -> bool:
+    if any(have[t] + n > 2 * k_shots for t, n in sentence.items()):
+        return False
+    return any(have[t] < k_shots for t in sentence)
+
+
+def read_docs(path, vocab) -> List[Doc]:
+    """The docs of a .spacy file, with an error that says what to do if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No DocBin at {path}. Convert your data with spacy convert.")
+    try:
+        return list(DocBin().from_disk(path).get_docs(vocab))
+    except Exception as err:  # msgpack, zlib and key errors all mean "not a DocBin"
+        raise SamplingError(
+            f"{path} is not a spaCy DocBin (.spacy) file ({type(err).__name__}: {err}). "
+            f"Convert CoNLL/IOB data with `python -m spacy convert FILE OUT_DIR -c ner`."
+        ) from err

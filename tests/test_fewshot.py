@@ -1,0 +1,71 @@
+from collections import Counter
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from spacy_cllmfs.errors import SamplingError
+from spacy_cllmfs.fewshot import read_docs, sample_episode
+
+NLP = spacy.blank("en")
+
+
+def doc(tags):
+    """A doc with one token per IOB tag ("O", "B-X", "I-X")."""
+    return Doc(NLP.vocab, words=[f"w{i}" for i in range(len(tags))], ents=tags)
+
+
+def corpus():
+    """40 docs: every type alone (so any N of the 4 types can be drawn), mixed, and none."""
+    patterns = [
+        ["B-PER", "I-PER", "O"],
+        ["O", "B-ORG"],
+        ["B-LOC", "O", "O"],
+        ["O", "B-MISC", "I-MISC"],
+        ["B-PER", "I-PER", "O", "B-LOC"],
+        ["B-ORG", "O", "B-ORG", "O", "B-PER"],
+        ["B-LOC", "O", "B-MISC"],
+        ["O", "O"],  # no entity: never sampled
+    ]
+    return [doc(patterns[i % len(patterns)]) for i in range(40)]
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_type_gets_k_to_2k_mentions(k, seed):
+    docs = corpus()
+    types, indices = sample_episode(docs, n_ways=3, k_shots=k, seed=seed)
+    assert len(types) == 3 and indices == sorted(set(indices))
+    counts = Counter(e.label_ for i in indices for e in docs[i].ents)
+    assert set(counts) == set(types)  # no sentence brings a type outside the N
+    assert all(k <= counts[t] <= 2 * k for t in types), counts
+
+
+def test_seeds_give_different_sets_and_the_same_seed_the_same_set():
+    docs = corpus()
+    draws = {seed: sample_episode(docs, 4, 2, seed) for seed in range(6)}
+    assert draws[0] == sample_episode(docs, 4, 2, 0)
+    assert len({tuple(indices) for _, indices in draws.values()}) > 1
+
+
+def test_too_few_examples_for_k_names_the_type():
+    docs = corpus()
+    with pytest.raises(SamplingError, match=r"MISC: \d+"):
+        sample_episode(docs, n_ways=4, k_shots=100, seed=0)
+
+
+def test_more_ways_than_types_is_an_error():
+    with pytest.raises(SamplingError, match="has 4 entity types"):
+        sample_episode(corpus(), n_ways=5, k_shots=1, seed=0)
+
+
+def test_read_docs_rejects_a_file_that_is_not_a_docbin(tmp_path):
+    good = tmp_path / "good.spacy"
+    DocBin(docs=corpus()[:3]).to_disk(good)
+    assert [d.text for d in read_docs(good, NLP.vocab)] == [d.text for d in corpus()[:3]]
+    bad = tmp_path / "train.spacy"
+    bad.write_text("Ana\tB-PER\n", encoding="utf8")
+    with pytest.raises(SamplingError, match="is not a spaCy DocBin"):
+        read_docs(bad, NLP.vocab)
+    with pytest.raises(FileNotFoundError, match="spacy convert"):
+        read_docs(tmp_path / "missing.spacy", NLP.vocab)
