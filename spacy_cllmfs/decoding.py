@@ -101,20 +101,36 @@ class SpanConstraint(LogitsProcessor):
         self.open_ids = prompter.open_ids
         self.eos_id = prompter.eos_id
         self._logp: Optional[torch.Tensor] = None
+        self._rows: List[int] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._logp is not None:
             self._consume(input_ids[:, -1])
+        return self.masked(range(len(self.seqs)), scores)
+
+    def masked(self, rows: Sequence[int], scores: torch.FloatTensor) -> torch.FloatTensor:
+        """Mask the next-token scores of `rows` (one line of `scores` each). The token then
+        chosen for each of those rows goes to `consume` (or the next `__call__`)."""
+        self._rows = list(rows)
         self._logp = torch.log_softmax(scores.float(), dim=-1)
-        rows: List[int] = []
-        cols: List[int] = []
-        for row, seq in enumerate(self.seqs):
-            allowed = self._allowed(seq)
-            rows.extend([row] * len(allowed))
-            cols.extend(allowed)
+        index_rows: List[int] = []
+        index_cols: List[int] = []
+        for i, row in enumerate(self._rows):
+            allowed = self._allowed(self.seqs[row])
+            index_rows.extend([i] * len(allowed))
+            index_cols.extend(allowed)
         mask = torch.full_like(scores, float("-inf"))
-        mask[torch.tensor(rows, device=scores.device), torch.tensor(cols, device=scores.device)] = 0
+        device = scores.device
+        mask[torch.tensor(index_rows, device=device), torch.tensor(index_cols, device=device)] = 0
         return scores + mask
+
+    def consume(self, tokens: torch.Tensor) -> None:
+        """Advance the rows last masked with the tokens chosen for them."""
+        self._consume(tokens)
+        self._logp = None
+
+    def done(self, row: int) -> bool:
+        return self.seqs[row].mode == _DONE
 
     def finish(self, sequences: torch.LongTensor) -> None:
         """Account for the last generated token, which no further call of the processor sees."""
@@ -141,8 +157,8 @@ class SpanConstraint(LogitsProcessor):
 
     def _consume(self, tokens: torch.Tensor) -> None:
         logps = self._logp.gather(1, tokens[:, None].to(self._logp.device))[:, 0].tolist()
-        for seq, token, logp in zip(self.seqs, tokens.tolist(), logps):
-            self._advance(seq, token, logp)
+        for row, token, logp in zip(self._rows, tokens.tolist(), logps):
+            self._advance(self.seqs[row], token, logp)
 
     def _advance(self, seq: _Sequence, token: int, logp: float) -> None:
         if seq.mode == _DONE:

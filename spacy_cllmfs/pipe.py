@@ -3,7 +3,7 @@
 For each document and entity type, the model answers the type's question with a list of
 entities, decoded under a constraint that only allows spans of the document (decoding.py).
 """
-import json
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,6 +24,7 @@ from .contrastive import default_layer, info_nce
 from .decoding import SpanConstraint, build_span_index
 from .episodes import build_rows, collate
 from .errors import AdapterError
+from .inference import CachedDecoder
 from .models import BaseModel
 from .prompts import Prompter, Template
 
@@ -34,6 +35,7 @@ template = "ner.v1"
 max_new_tokens = 64
 max_span_tokens = 8
 generation_batch_size = 16
+reuse_cache = true
 overwrite_ents = false
 contrastive_weight = 0.1
 temperature = 0.1
@@ -84,6 +86,7 @@ def make_cllmfs_ner(
     max_new_tokens: int,
     max_span_tokens: int,
     generation_batch_size: int,
+    reuse_cache: bool,
     overwrite_ents: bool,
     contrastive_weight: float,
     temperature: float,
@@ -102,6 +105,7 @@ def make_cllmfs_ner(
         max_new_tokens=max_new_tokens,
         max_span_tokens=max_span_tokens,
         generation_batch_size=generation_batch_size,
+        reuse_cache=reuse_cache,
         overwrite_ents=overwrite_ents,
         contrastive_weight=contrastive_weight,
         temperature=temperature,
@@ -125,6 +129,10 @@ def _label_dict(labels: Optional[Labels]) -> Dict[str, str]:
         if not isinstance(description, str):
             raise ValueError(f"The description of {label!r} must be a string.")
     return {label: description or label for label, description in pairs}
+
+
+def _prob(logp: float) -> float:
+    return float(torch.tensor(logp).exp())
 
 
 def _no_forward(model, docs, is_train):
@@ -152,6 +160,7 @@ class CLLMFSNer(TrainablePipe):
         max_new_tokens: int = 64,
         max_span_tokens: int = 8,
         generation_batch_size: int = 16,
+        reuse_cache: bool = True,
         overwrite_ents: bool = False,
         contrastive_weight: float = 0.1,
         temperature: float = 0.1,
@@ -184,6 +193,7 @@ class CLLMFSNer(TrainablePipe):
         self.max_new_tokens = max_new_tokens
         self.max_span_tokens = max_span_tokens
         self.generation_batch_size = generation_batch_size
+        self.reuse_cache = reuse_cache
         self.overwrite_ents = overwrite_ents
         self.contrastive_weight = contrastive_weight
         self.temperature = temperature
@@ -197,6 +207,7 @@ class CLLMFSNer(TrainablePipe):
         self._lm = None
         self._tokenizer = None
         self._prompter: Optional[Prompter] = None
+        self._decoder: Optional[CachedDecoder] = None
         self._base_identity: Optional[dict] = None
 
     @property
@@ -234,15 +245,24 @@ class CLLMFSNer(TrainablePipe):
         prompter = self._prompter
         texts = [prompter.encode_text(doc.text) for doc in docs]
         indexes = [build_span_index(doc, prompter, self.max_span_tokens) for doc in docs]
-        rows = [(i, label) for i in range(len(docs)) for label in self.labels]
         found: List[Prediction] = [[] for _ in docs]
+        if self.reuse_cache:
+            # generation_batch_size counts (document, type) rows, as in the plain path.
+            per_batch = max(1, self.generation_batch_size // len(self.labels))
+            for start in range(0, len(docs), per_batch):
+                end = start + per_batch
+                chunk = self._decoder.decode(texts[start:end], indexes[start:end], self.labels)
+                for i, entities in enumerate(chunk, start):
+                    found[i] = [(s, e, label, _prob(logp)) for label, s, e, logp in entities]
+            return found
+        rows = [(i, label) for i in range(len(docs)) for label in self.labels]
         for chunk in minibatch(rows, self.generation_batch_size):
             prompts = [prompter.prompt_ids(texts[i], label) for i, label in chunk]
             constraint = SpanConstraint([indexes[i] for i, _ in chunk], prompter)
             self._generate(prompts, constraint)
             for row, (i, label) in enumerate(chunk):
                 for start, end, logp in constraint.entities(row):
-                    found[i].append((start, end, label, float(torch.tensor(logp).exp())))
+                    found[i].append((start, end, label, _prob(logp)))
         return found
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:
@@ -304,6 +324,19 @@ class CLLMFSNer(TrainablePipe):
         losses[self.name] += float(loss.detach())
         return losses
 
+    def finish_update(self, sgd) -> None:
+        super().finish_update(sgd)
+        self._decoder.forget_prefix()  # the cached prefix came from the old weights
+
+    @contextlib.contextmanager
+    def use_params(self, params: dict):
+        self._decoder.forget_prefix()
+        try:
+            with self.model.use_params(params):
+                yield
+        finally:
+            self._decoder.forget_prefix()
+
     def get_loss(self, examples: Iterable[Example], scores=None) -> Tuple[float, Dict]:
         """The training objective on examples, without updating: (loss, its parts)."""
         rows, batch = self._training_batch(examples)
@@ -319,14 +352,25 @@ class CLLMFSNer(TrainablePipe):
         return rows, collate(rows, self._prompter.pad_id, self._lm.device)
 
     def _loss(self, rows, batch, *, training: bool):
-        layer = self._layer()
         want_hidden = self.contrastive_weight > 0
-        output = self._lm(**batch, output_hidden_states=want_hidden)
+        captured: List[torch.Tensor] = []
+        hook = None
+        if want_hidden:
+            # Keep only layer l's output, instead of asking transformers for every layer's.
+            block = self._lm.get_base_model().model.layers[self._layer() - 1]
+            hook = block.register_forward_hook(
+                lambda module, args, out: captured.append(out[0] if isinstance(out, tuple) else out)
+            )
+        try:
+            output = self._lm(**batch)
+        finally:
+            if hook is not None:
+                hook.remove()
         loss = output.loss
         parts = {"cross_entropy": float(loss.detach())}
         if want_hidden:
             nce = info_nce(
-                output.hidden_states[layer],
+                captured[-1],
                 rows,
                 len(self._prompter.prefix_ids),
                 temperature=self.temperature,
@@ -439,6 +483,7 @@ class CLLMFSNer(TrainablePipe):
             self._set_lm(adapter.attach(base, self.lora), tokenizer)
         elif self._prompter is None or self._prompter.labels != self.cfg["labels"]:
             self._prompter = Prompter(self._tokenizer, self.template, self.cfg["labels"])
+            self._decoder = CachedDecoder(self._lm, self._prompter, self.max_new_tokens)
 
     def _release_base(self):
         """Take the LoRA layers off the loaded model, to reuse its base weights."""
@@ -459,6 +504,7 @@ class CLLMFSNer(TrainablePipe):
         self._tokenizer = tokenizer
         self._base_identity = adapter.identity(lm.get_base_model(), self.base_model.name)
         self._prompter = Prompter(tokenizer, self.template, self.cfg["labels"])
+        self._decoder = CachedDecoder(lm, self._prompter, self.max_new_tokens)
         self.model._shims = [PyTorchShim(lm)]
 
     @torch.inference_mode()

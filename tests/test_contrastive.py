@@ -90,3 +90,21 @@ def test_layer_beyond_depth_is_refused():
     nlp.initialize(lambda: examples(nlp))
     with pytest.raises(ValueError, match="4 layers"):
         nlp.update(examples(nlp, TRAIN[:1]))
+
+
+@pytest.mark.parametrize("layer", [1, 3])
+def test_the_loss_uses_the_hidden_states_of_the_chosen_layer(layer):
+    nlp = tiny_nlp(contrastive_layer=layer, contrastive_weight=1.0)
+    nlp.initialize(lambda: examples(nlp))
+    pipe = nlp.get_pipe("cllmfs_ner")
+    _, parts = pipe.get_loss(examples(nlp))
+    rows, batch = pipe._training_batch(examples(nlp))
+    with torch.no_grad():
+        hidden = pipe._lm(**batch, output_hidden_states=True).hidden_states
+    expected = [
+        float(info_nce(hidden[k], rows, len(pipe._prompter.prefix_ids), temperature=0.1,
+                       noise=0.1, window=2, training=False))
+        for k in range(len(hidden))
+    ]
+    assert parts["info_nce"] == pytest.approx(expected[layer], rel=1e-5)
+    assert all(abs(parts["info_nce"] - v) > 1e-4 for k, v in enumerate(expected) if k != layer)

@@ -58,3 +58,14 @@ def test_round_trip_on_the_real_model(nlp, tmp_path):
     a = [[(e.start, e.end, e.label_, e._.cllmfs_score) for e in d.ents] for d in nlp.pipe(TEXTS)]
     b = [[(e.start, e.end, e.label_, e._.cllmfs_score) for e in d.ents] for d in nlp2.pipe(TEXTS)]
     assert a == b
+
+
+def test_cached_decoding_equals_plain_generate_on_the_real_model(nlp):
+    pipe = nlp.get_pipe("cllmfs_ner")
+    fast = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(TEXTS)]
+    pipe.reuse_cache = False
+    try:
+        plain = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(TEXTS)]
+    finally:
+        pipe.reuse_cache = True
+    assert fast == plain
