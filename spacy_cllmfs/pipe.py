@@ -5,10 +5,13 @@ entities, decoded under a constraint that only allows spans of the document (dec
 """
 import contextlib
 import os
+import warnings
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union,
+)
 
 import srsly
 import torch
@@ -27,7 +30,8 @@ from .episodes import IGNORE, build_rows, collate
 from .errors import AdapterError
 from .inference import CachedDecoder
 from .models import BaseModel
-from .prompts import Prompter, Template
+from .prompts import EncodedText, Prompter, Template
+from .windows import split, token_counter
 
 DEFAULT_CONFIG_STR = """
 [cllmfs_ner]
@@ -35,7 +39,7 @@ labels = []
 template = "ner.v1"
 max_new_tokens = 64
 max_span_tokens = 8
-generation_batch_size = 16
+generation_batch_size = 64
 reuse_cache = true
 overwrite_ents = false
 contrastive_weight = 0.1
@@ -143,6 +147,17 @@ def _label_dict(labels: Optional[Labels]) -> Dict[str, str]:
     return {label: description or label for label, description in pairs}
 
 
+class _Unit(NamedTuple):
+    """A document, or a window of one, and its encoded text."""
+
+    doc_index: int
+    offset: int  # of the window's first token in the document
+    part: Union[Doc, Span]
+    encoded: EncodedText
+    cut_left: bool
+    cut_right: bool
+
+
 _SETTINGS = (
     "base_model", "lora", "labels", "template", "max_new_tokens", "max_span_tokens",
     "generation_batch_size", "reuse_cache", "overwrite_ents", "contrastive_weight",
@@ -182,7 +197,7 @@ class CLLMFSNer(TrainablePipe):
         template: str = "ner.v1",
         max_new_tokens: int = 64,
         max_span_tokens: int = 8,
-        generation_batch_size: int = 16,
+        generation_batch_size: int = 64,
         reuse_cache: bool = True,
         overwrite_ents: bool = False,
         contrastive_weight: float = 0.1,
@@ -292,20 +307,33 @@ class CLLMFSNer(TrainablePipe):
             return []
         self._require_labels()
         self._ensure_model()
-        prompter = self._prompter
-        texts = [prompter.encode_text(doc.text) for doc in docs]
-        indexes = [build_span_index(doc, prompter, self.max_span_tokens) for doc in docs]
-        found: List[Prediction] = [[] for _ in docs]
+        units = self._windows(docs)
+        texts = [unit.encoded for unit in units]
+        indexes = [build_span_index(u.part, self._prompter, self.max_span_tokens) for u in units]
+        best: List[Dict[Tuple[int, int, str], float]] = [{} for _ in docs]
+        for unit, entities in zip(units, self._decode(texts, indexes)):
+            for start, end, label, score in entities:
+                if (unit.cut_left and start == 0) or (unit.cut_right and end == len(unit.part)):
+                    continue  # maybe a fragment; the next window holds the span whole
+                key = (start + unit.offset, end + unit.offset, label)
+                found = best[unit.doc_index]
+                found[key] = max(score, found.get(key, 0.0))  # in two windows: once
+        return [[(*key, score) for key, score in found.items()] for found in best]
+
+    def _decode(self, texts, indexes) -> List[Prediction]:
+        """Entities (start, end, label, probability) of every type in every text."""
+        found: List[Prediction] = [[] for _ in texts]
         if self.reuse_cache:
-            # generation_batch_size counts (document, type) rows, as in the plain path.
+            # generation_batch_size counts (text, type) rows, as in the plain path.
             per_batch = max(1, self.generation_batch_size // len(self.labels))
-            for start in range(0, len(docs), per_batch):
+            for start in range(0, len(texts), per_batch):
                 end = start + per_batch
                 chunk = self._decoder.decode(texts[start:end], indexes[start:end], self.labels)
                 for i, entities in enumerate(chunk, start):
                     found[i] = [(s, e, label, _prob(logp)) for label, s, e, logp in entities]
             return found
-        rows = [(i, label) for i in range(len(docs)) for label in self.labels]
+        prompter = self._prompter
+        rows = [(i, label) for i in range(len(texts)) for label in self.labels]
         for chunk in minibatch(rows, self.generation_batch_size):
             prompts = [prompter.prompt_ids(texts[i], label) for i, label in chunk]
             constraint = SpanConstraint([indexes[i] for i, _ in chunk], prompter)
@@ -314,6 +342,45 @@ class CLLMFSNer(TrainablePipe):
                 for start, end, logp in constraint.entities(row):
                     found[i].append((start, end, label, _prob(logp)))
         return found
+
+    def _windows(self, docs: Sequence[Doc]) -> List[_Unit]:
+        """The pieces of the docs that fit the model's context (windows.py)."""
+        budget = self._text_budget()
+        units = []
+        for i, doc in enumerate(docs):
+            encoded = self._prompter.encode_text(doc.text)
+            if budget is None or encoded.text_end - encoded.text_start <= budget:
+                units.append(_Unit(i, 0, doc, encoded, False, False))
+                continue
+            count = token_counter(encoded.offsets)
+            overlap = self.max_span_tokens + 1
+            for start, end, cut_left, cut_right in split(doc, budget, count, overlap):
+                part = doc[start:end]
+                encoded = self._prompter.encode_text(part.text)
+                units.append(_Unit(i, start, part, encoded, cut_left, cut_right))
+        return units
+
+    def _text_budget(self) -> Optional[int]:
+        """How many model tokens of text a prompt can hold, from the model's context size."""
+        context = getattr(self._lm.get_base_model().config, "max_position_embeddings", None)
+        if not context:
+            return None
+        prompter = self._prompter
+        around = (
+            len(prompter.prefix_ids)
+            + len(prompter.encode_text("").ids)
+            + max(len(q.ids) for q in prompter.questions.values())
+            + self.max_new_tokens
+            + 4  # a window re-tokenized on its own may take a token or two more
+        )
+        if context - around < 4 * self.max_span_tokens:
+            raise ValueError(
+                f"The model's context ({context} tokens) leaves {context - around} tokens for "
+                f"the text once the instruction, the longest type question and "
+                f"max_new_tokens ({self.max_new_tokens}) are counted: lower max_new_tokens or "
+                f"shorten the label descriptions."
+            )
+        return context - around
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:
         for doc, prediction in zip(docs, predictions):
@@ -364,6 +431,15 @@ class CLLMFSNer(TrainablePipe):
         self._lm.train()
         try:
             loss, _ = self._loss(rows, batch, training=True)
+            if not torch.isfinite(loss):
+                # One bad batch must not write NaN into the adapter: no gradient, no step.
+                warnings.warn(
+                    f"{self.name}: the loss of a batch of {len(examples)} examples is "
+                    f"{float(loss)}; the batch is skipped. If this repeats, lower the "
+                    f"learning rate or check the data.",
+                    RuntimeWarning,
+                )
+                return losses
             loss.backward()
         finally:
             self._lm.eval()
@@ -484,9 +560,22 @@ class CLLMFSNer(TrainablePipe):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", self.cfg)
-        shutil.rmtree(path / "adapter", ignore_errors=True)
-        if self._lm is not None:
-            adapter.save(self._lm, path / "adapter", self._base_identity)
+        if self._lm is None:
+            shutil.rmtree(path / "adapter", ignore_errors=True)
+            return
+        # Write the new adapter beside the old one, then swap: a save that is interrupted
+        # (e.g. spacy train stopped while writing model-last) leaves the old adapter whole.
+        fresh = Path(tempfile.mkdtemp(prefix=".adapter-", dir=path))
+        try:
+            adapter.save(self._lm, fresh, self._base_identity)
+            old = path / ".adapter-old"
+            shutil.rmtree(old, ignore_errors=True)
+            if (path / "adapter").exists():
+                os.replace(path / "adapter", old)
+            os.replace(fresh, path / "adapter")
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "CLLMFSNer":
         path = Path(path)
@@ -499,12 +588,15 @@ class CLLMFSNer(TrainablePipe):
                 f"Use the saved labels or train again with the new ones."
             )
         self.cfg = {**self.cfg, **cfg, "labels": saved_labels}
-        if (path / "adapter").exists():
+        folder = path / "adapter"
+        if not folder.exists() and (path / ".adapter-old").exists():
+            folder = path / ".adapter-old"  # a save stopped between its two renames
+        if folder.exists():
             base = self._release_base()
             if base is None:
                 base, self._tokenizer = self.base_model.load()
             base_identity = adapter.identity(base, self.base_model.name)
-            lm = adapter.load(base, path / "adapter", base_identity)
+            lm = adapter.load(base, folder, base_identity)
             self._set_lm(lm, self._tokenizer)
         return self
 

@@ -82,3 +82,42 @@ def test_a_loaded_pipeline_trains_further(trained_nlp, tmp_path):
     assert after != before
     trainable = {n for n, p in pipe._lm.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_an_interrupted_save_leaves_the_last_adapter_whole(trained_nlp, tmp_path, monkeypatch):
+    from spacy_cllmfs import adapter
+
+    trained_nlp.to_disk(tmp_path)
+    before = (tmp_path / "cllmfs_ner" / "adapter" / "adapter_model.safetensors").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as when spacy train is stopped while saving
+
+    monkeypatch.setattr(adapter, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        trained_nlp.to_disk(tmp_path)
+    folder = tmp_path / "cllmfs_ner" / "adapter"
+    assert (folder / "adapter_model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "cllmfs_ner").iterdir()) == ["adapter", "cfg"]
+    assert [ents(d) for d in spacy.load(tmp_path).pipe(["Tim Cook."])] == [
+        ents(d) for d in trained_nlp.pipe(["Tim Cook."])
+    ]
+
+
+def test_a_nan_loss_skips_the_batch_and_leaves_the_weights(trained_nlp, monkeypatch):
+    import copy
+
+    import torch
+    from thinc.api import Adam
+
+    from .util import examples
+
+    nlp = copy.deepcopy(trained_nlp)
+    pipe = nlp.get_pipe("cllmfs_ner")
+    before = {n: p.detach().clone() for n, p in pipe._lm.named_parameters() if p.requires_grad}
+    monkeypatch.setattr(pipe, "_loss", lambda rows, batch, training: (torch.tensor(float("nan")), {}))
+    with pytest.warns(RuntimeWarning, match="is nan; the batch is skipped"):
+        losses = nlp.update(examples(nlp), sgd=Adam(0.01))
+    assert losses["cllmfs_ner"] == 0.0
+    after = dict(pipe._lm.named_parameters())
+    assert all(torch.equal(before[n], after[n]) for n in before)
