@@ -39,7 +39,7 @@ labels = []
 template = "ner.v1"
 max_new_tokens = 64
 max_span_tokens = 8
-generation_batch_size = 64
+generation_batch_size = 48
 reuse_cache = true
 overwrite_ents = false
 contrastive_weight = 0.1
@@ -197,7 +197,7 @@ class CLLMFSNer(TrainablePipe):
         template: str = "ner.v1",
         max_new_tokens: int = 64,
         max_span_tokens: int = 8,
-        generation_batch_size: int = 64,
+        generation_batch_size: int = 48,
         reuse_cache: bool = True,
         overwrite_ents: bool = False,
         contrastive_weight: float = 0.1,
