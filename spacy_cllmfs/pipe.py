@@ -544,7 +544,14 @@ class CLLMFSNer(TrainablePipe):
         if labels:
             self.cfg["labels"] = _label_dict(labels)
         elif not self.cfg["labels"] and get_examples is not None:
-            found = sorted({e.label_ for eg in get_examples() for e in eg.reference.ents})
+            examples = list(get_examples())
+            if not examples:
+                raise ValueError(
+                    f"The training set given to {self.name!r} is empty, so it has no labels "
+                    f"to learn. Check the training corpus (e.g. paths.train), or set the "
+                    f"labels in the component's config."
+                )
+            found = sorted({e.label_ for eg in examples for e in eg.reference.ents})
             self.cfg["labels"] = _label_dict(found)
         self._require_labels()
         base = self._release_base()

@@ -3,6 +3,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Span
 
+import spacy_cllmfs  # noqa: F401  (registers the factory; entry points: test_entry_points)
+
 from .util import LABELS, TRAIN, ents, tiny_nlp
 
 
@@ -129,3 +131,9 @@ def test_training_only_changes_lora_weights():
     lm = nlp.get_pipe("cllmfs_ner")._lm
     changed = {n for n, p in lm.named_parameters() if not p.detach().equal(before[n])}
     assert changed and all("lora_" in n for n in changed)
+
+
+def test_an_empty_training_set_is_a_clear_error():
+    nlp = tiny_nlp(labels=[])
+    with pytest.raises(ValueError, match="training set given to 'cllmfs_ner' is empty"):
+        nlp.initialize(lambda: [])
