@@ -137,3 +137,27 @@ def test_an_empty_training_set_is_a_clear_error():
     nlp = tiny_nlp(labels=[])
     with pytest.raises(ValueError, match="training set given to 'cllmfs_ner' is empty"):
         nlp.initialize(lambda: [])
+
+
+def test_training_on_docs_without_entities_and_a_label_with_one_example():
+    from thinc.api import Adam
+
+    from spacy_cllmfs.episodes import build_rows
+
+    from .util import examples
+
+    data = [
+        ("Nothing to see here.", []),
+        ("Tim Cook said so.", [(0, 8, "PERSON")]),  # the only PERSON, the only example
+    ]
+    nlp = tiny_nlp(labels=["PERSON", "ORG"])
+    egs = examples(nlp, data)
+    nlp.initialize(lambda: egs)
+    pipe = nlp.get_pipe("cllmfs_ner")
+    rows = build_rows([eg.reference for eg in egs], pipe._prompter)
+    empty = (pipe._prompter.eos_id,)
+    assert [(r.label, r.response == empty) for r in rows] == [
+        ("PERSON", True), ("ORG", True), ("PERSON", False), ("ORG", True)
+    ]
+    losses = nlp.update(egs, sgd=Adam(0.01))
+    assert 0 < losses["cllmfs_ner"] < float("inf")
