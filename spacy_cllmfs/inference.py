@@ -50,7 +50,7 @@ class CachedDecoder:
         n_types = len(labels)
         prefix_len = len(self.prompter.prefix_ids)
 
-        text_ids, text_mask = _left_pad([texts[i].ids for i in docs], self.prompter.pad_id, device)
+        text_ids, text_mask = left_pad([texts[i].ids for i in docs], self.prompter.pad_id, device)
         cache = self._prefix_cache(len(docs))
         mask = torch.cat([text_mask.new_ones(len(docs), prefix_len), text_mask], dim=1)
         positions = prefix_len + (text_mask.cumsum(1) - 1).clamp(min=0)
@@ -59,7 +59,7 @@ class CachedDecoder:
         # Rows are document-major: row = doc * n_types + type.
         cache.batch_repeat_interleave(n_types)
         questions = [self.prompter.questions[label].ids for label in labels]
-        q_ids, q_mask = _left_pad(questions, self.prompter.pad_id, device)
+        q_ids, q_mask = left_pad(questions, self.prompter.pad_id, device)
         q_ids, q_mask = q_ids.repeat(len(docs), 1), q_mask.repeat(len(docs), 1)
         text_len = text_mask.sum(1).repeat_interleave(n_types)
         mask = torch.cat([mask.repeat_interleave(n_types, dim=0), q_mask], dim=1)
@@ -115,7 +115,8 @@ class CachedDecoder:
         return output.logits[:, -1]
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> Tuple[torch.Tensor, torch.Tensor]:
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Ids and attention mask, padded on the left so every row's next token is aligned."""
     width = max(len(r) for r in rows)
     ids = torch.tensor([[pad_id] * (width - len(r)) + list(r) for r in rows], device=device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)

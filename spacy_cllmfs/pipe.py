@@ -28,7 +28,7 @@ from .contrastive import default_layer, info_nce
 from .decoding import SpanConstraint, build_span_index
 from .episodes import IGNORE, build_rows, collate
 from .errors import AdapterError
-from .inference import CachedDecoder
+from .inference import CachedDecoder, left_pad
 from .models import BaseModel
 from .prompts import EncodedText, Prompter, Template
 from .windows import split, token_counter
@@ -223,8 +223,6 @@ class CLLMFSNer(TrainablePipe):
             raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}.")
         if contrastive_layer is not None and contrastive_layer < 1:
             raise ValueError(f"contrastive_layer must be at least 1, got {contrastive_layer}.")
-        settings = dict(locals())
-        self._settings = {k: settings[k] for k in _SETTINGS}
         self.vocab = vocab
         self.name = name
         self.base_model = base_model
@@ -450,16 +448,16 @@ class CLLMFSNer(TrainablePipe):
 
     def finish_update(self, sgd) -> None:
         super().finish_update(sgd)
-        self._decoder.forget_prefix()  # the cached prefix came from the old weights
+        self._forget_prefix()  # the cached prefix came from the old weights
 
     @contextlib.contextmanager
     def use_params(self, params: dict):
-        self._decoder.forget_prefix()
+        self._forget_prefix()
         try:
             with self.model.use_params(params):
                 yield
         finally:
-            self._decoder.forget_prefix()
+            self._forget_prefix()
 
     def get_loss(self, examples: Iterable[Example], scores=None) -> Tuple[float, Dict]:
         """The training objective on examples, without updating: (loss, its parts)."""
@@ -627,7 +625,9 @@ class CLLMFSNer(TrainablePipe):
 
     def __reduce__(self):
         """Pickle the settings and the adapter (as to_bytes does), never the base weights."""
-        settings = {**self._settings, "labels": None}  # the bytes hold the labels
+        settings = {key: getattr(self, key) for key in _SETTINGS}
+        settings["template"] = self.template.name
+        settings["labels"] = None  # the bytes hold the labels
         return (_unpickle, (self.vocab, self.name, settings, self.to_bytes()))
 
     # -- internals ------------------------------------------------------------------------------
@@ -646,8 +646,7 @@ class CLLMFSNer(TrainablePipe):
             base, tokenizer = self.base_model.load()
             self._set_lm(adapter.attach(base, self.lora), tokenizer)
         elif self._prompter is None or self._prompter.labels != self.cfg["labels"]:
-            self._prompter = Prompter(self._tokenizer, self.template, self.cfg["labels"])
-            self._decoder = CachedDecoder(self._lm, self._prompter, self.max_new_tokens)
+            self._set_prompter()
 
     def _release_base(self):
         """Take the LoRA layers off the loaded model, to reuse its base weights."""
@@ -667,22 +666,25 @@ class CLLMFSNer(TrainablePipe):
         self._lm = lm
         self._tokenizer = tokenizer
         self._base_identity = adapter.identity(lm.get_base_model(), self.base_model.name)
-        self._prompter = Prompter(tokenizer, self.template, self.cfg["labels"])
-        self._decoder = CachedDecoder(lm, self._prompter, self.max_new_tokens)
+        self._set_prompter()
         self.model._shims = [PyTorchShim(lm)]
+
+    def _forget_prefix(self) -> None:
+        if self._decoder is not None:
+            self._decoder.forget_prefix()
+
+    def _set_prompter(self) -> None:
+        """The prompts for the current labels, and a decoder (with an empty prefix cache)."""
+        self._prompter = Prompter(self._tokenizer, self.template, self.cfg["labels"])
+        self._decoder = CachedDecoder(self._lm, self._prompter, self.max_new_tokens)
 
     @torch.inference_mode()
     def _generate(self, prompts: Sequence[Sequence[int]], constraint: SpanConstraint) -> None:
         from transformers import GenerationConfig, LogitsProcessorList
 
-        device = self._lm.device
-        width = max(len(p) for p in prompts)
         pad = self._prompter.pad_id
-        # Left padding: every row's next token is at the same position.
-        input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
-        mask = torch.tensor(
-            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device
-        )
+        input_ids, mask = left_pad(prompts, pad, self._lm.device)
+        width = input_ids.shape[1]
         config = GenerationConfig(
             max_new_tokens=self.max_new_tokens,
             do_sample=False,

@@ -53,3 +53,11 @@ def test_the_prefix_cache_follows_the_weights(trained_nlp):
     nlp.update(examples(nlp), sgd=Adam(0.01))
     assert pipe._decoder._prefix is None
     assert_same(predictions(nlp, True, 16, 16), predictions(nlp, False, 16, 16))
+
+
+def test_use_params_before_the_model_loads():
+    from .util import tiny_nlp
+
+    pipe = tiny_nlp().get_pipe("cllmfs_ner")
+    with pipe.use_params({}):  # spaCy's trainer does this with averaged weights
+        assert pipe._lm is None
