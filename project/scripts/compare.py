@@ -1,0 +1,301 @@
+"""CLLMFS against its ablations and the alternatives a spaCy user has, on the same N-way
+K-shot training sets (one per seed and K) and the same test documents.
+
+Systems (each trained/prompted on the same shots, scored with strict seqeval micro F1 on the
+seed's N types):
+  cllmfs          the component's config as shipped (cross-entropy + InfoNCE with noise)
+  no_contrastive  the same with contrastive_weight = 0 (plain LoRA fine-tuning)
+  no_noise        the same with noise = 0 (InfoNCE without Gaussian noise)
+  spacy_ner       spaCy's own `ner`, `spacy init config -p ner` (CPU, efficiency) as is
+  spacy_llm_icl   spacy-llm's `spacy.NER.v3` on the same base model (spacy_cllmfs.CLLMFS.v1,
+                  no adapter), with the K shots as in-context examples
+  zero_shot       the untrained component (base model + constrained decoding)
+More variants: --variant NAME=--components.cllmfs_ner.temperature=0.5,--training.max_steps=80
+
+Without --dev, the LLM systems are trained for the config's steps and scored as they end
+(model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
+default config, whose patience needs a dev corpus: it gets the shots themselves.
+
+Usage: python scripts/compare.py CONFIG NER_CONFIG CORPUS_DIR WORK_DIR METRICS_DIR
+           --ways 3 --shots 5 10 --seeds 1 2 3 [--test-limit 500] [--jobs 2]
+Reads CORPUS_DIR/train.spacy and test.spacy. Each run's scores go to
+WORK_DIR/runs/<system>_k<K>_seed<S>.json and are reused when the command runs again (delete
+them to redo). Writes METRICS_DIR/compare.json, compare.md and compare.png.
+"""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import spacy
+import srsly
+from spacy.tokens import Doc, DocBin
+
+from spacy_cllmfs.fewshot import read_docs, sample_episode
+from spacy_cllmfs.scoring import aggregate, strict_scores
+
+SYSTEMS = ("cllmfs", "no_contrastive", "no_noise", "spacy_ner", "spacy_llm_icl", "zero_shot")
+ABLATIONS = {
+    "cllmfs": [],
+    "no_contrastive": ["--components.cllmfs_ner.contrastive_weight", "0"],
+    "no_noise": ["--components.cllmfs_ner.noise", "0"],
+}
+
+
+def test_subset(docs, limit: int):
+    """A fixed subset: `limit` documents drawn with random.Random(0), in corpus order."""
+    if not limit or limit >= len(docs):
+        return list(range(len(docs)))
+    return sorted(random.Random(0).sample(range(len(docs)), limit))
+
+
+def bare(docs, vocab):
+    return [Doc(vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
+            for d in docs]
+
+
+def spacy_cli(*args, threads: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    subprocess.run([sys.executable, "-m", "spacy", *map(str, args)], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
+def score(nlp, gold, labels, batch_size=32):
+    predicted = list(nlp.pipe(bare(gold, nlp.vocab), batch_size=batch_size))
+    return strict_scores(gold, predicted, labels)
+
+
+def icl_pipeline(config_path: Path, labels, shots_path: Path, max_new_tokens: int):
+    """spacy-llm's NER.v3 on the CLLMFS config's base model, the shots as its examples."""
+    from spacy.training import Example
+
+    base = spacy.util.load_config(config_path)["components"]["cllmfs_ner"]["base_model"]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("llm", config={
+        "task": {"@llm_tasks": "spacy.NER.v3", "labels": list(labels)},
+        "model": {"@llm_models": "spacy_cllmfs.CLLMFS.v1", "base_model": dict(base),
+                  "max_new_tokens": max_new_tokens},
+    })
+    shots = read_docs(shots_path, nlp.vocab)
+    egs = [Example(nlp.make_doc(d.text), d) for d in shots]
+    nlp.config["initialize"]["components"]["llm"] = {"n_prompt_examples": -1}
+    nlp.initialize(lambda: egs)
+    return nlp
+
+
+def run_unit(args, k: int, seed: int, threads: int):
+    """Every system for one K-shot set; returns the names of the runs written."""
+    import torch
+
+    torch.set_num_threads(threads)
+    work = args.work / f"k{k}" / f"seed{seed}"
+    runs = args.work / "runs"
+    work.mkdir(parents=True, exist_ok=True)
+    runs.mkdir(parents=True, exist_ok=True)
+    vocab = spacy.blank("en").vocab
+    train = read_docs(args.corpus / "train.spacy", vocab)
+    test = read_docs(args.corpus / "test.spacy", vocab)
+    test = [test[i] for i in test_subset(test, args.test_limit)]
+    types, indices = sample_episode(train, args.ways, k, seed)
+    shots_path, labels_path = work / "shots.spacy", work / "labels.json"
+    DocBin(docs=[train[i] for i in indices], store_user_data=True).to_disk(shots_path)
+    srsly.write_json(labels_path, types)
+    dev = args.dev if args.dev else shots_path
+    common = ["--paths.train", shots_path, "--paths.dev", dev, "--system.seed", seed]
+    llm_common = [*common, "--paths.labels", labels_path]
+    if not args.dev:  # no checkpoint selection: evaluate once, at the end, on the shots
+        steps = spacy.util.load_config(args.config)["training"]["max_steps"]
+        llm_common += ["--training.eval_frequency", steps]
+    variants = {**{name: ABLATIONS[name] for name in ABLATIONS if name in args.systems},
+                **args.variants}
+    written = []
+
+    def done(name):
+        return (runs / f"{name}_k{k}_seed{seed}.json").exists()
+
+    def save(name, result, started):
+        result = {**result, "system": name, "shots": k, "seed": seed, "types": types,
+                  "train_docs": len(indices), "test_docs": len(test),
+                  "seconds": round(time.time() - started, 1)}
+        srsly.write_json(runs / f"{name}_k{k}_seed{seed}.json", result)
+        written.append(name)
+        print(f"k={k} seed={seed} {name}: F1 {100 * result['f1']:.1f} "
+              f"({result['seconds']:.0f} s)", flush=True)
+
+    for name, overrides in variants.items():
+        if done(name):
+            continue
+        started = time.time()
+        out = work / name
+        spacy_cli("train", args.config, "--output", out, *llm_common, *overrides,
+                  threads=threads)
+        stage = "model-best" if args.dev else "model-last"
+        save(name, score(spacy.load(out / stage), test, types), started)
+    if "spacy_ner" in args.systems and not done("spacy_ner"):
+        started = time.time()
+        out = work / "spacy_ner"
+        spacy_cli("train", args.ner_config, "--output", out, *common, threads=threads)
+        save("spacy_ner", score(spacy.load(out / "model-best"), test, types, 256), started)
+    if "spacy_llm_icl" in args.systems and not done("spacy_llm_icl"):
+        started = time.time()
+        nlp = icl_pipeline(args.config, types, shots_path, args.icl_max_new_tokens)
+        save("spacy_llm_icl", score(nlp, test, types, 8), started)
+    if "zero_shot" in args.systems and not done("zero_shot"):
+        started = time.time()
+        # Untrained, so K does not matter: reuse this seed's run at another K (same types).
+        for path in sorted(runs.glob(f"zero_shot_k*_seed{seed}.json")):
+            other = srsly.read_json(path)
+            if other["types"] == types and other["test_docs"] == len(test):
+                other.pop("seconds", None)
+                save("zero_shot", {**other, "reused_from": path.name}, started)
+                break
+    if "zero_shot" in args.systems and not done("zero_shot"):
+        started = time.time()
+        out = work / "zero_shot"
+        spacy_cli("assemble", args.config, out, "--paths.labels", labels_path, threads=threads)
+        save("zero_shot", score(spacy.load(out), test, types), started)
+    return written
+
+
+def summarise(work: Path, metrics: Path, shots, seeds, names, settings) -> dict:
+    systems = {}
+    for name in names:
+        by_k = {}
+        for k in shots:
+            paths = [work / "runs" / f"{name}_k{k}_seed{s}.json" for s in seeds]
+            found = [srsly.read_json(p) for p in paths if p.exists()]
+            if not found:
+                continue
+            summary = aggregate(found)
+            by_k[str(k)] = {
+                "f1": summary["f1"], "f1_std": summary["f1_std"],
+                "precision": summary["precision"], "recall": summary["recall"],
+                "seeds": [r["seed"] for r in found],
+                "seconds": round(sum(r["seconds"] for r in found), 1),
+            }
+        if by_k:
+            first = by_k[min(by_k, key=int)]
+            systems[name] = {"f1": first["f1"], "f1_std": first["f1_std"], "shots": by_k}
+    result = {"systems": systems, **settings}
+    metrics.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(metrics / "compare.json", result)
+    (metrics / "compare.md").write_text(table(systems, shots), encoding="utf8")
+    plot(systems, shots, metrics / "compare.png", settings)
+    return result
+
+
+def table(systems: dict, shots) -> str:
+    head = "| system | " + " | ".join(f"F1, K={k}" for k in shots) + " |"
+    lines = [head, "|---|" + "---:|" * len(shots)]
+    for name, data in systems.items():
+        cells = []
+        for k in shots:
+            run = data["shots"].get(str(k))
+            cells.append("—" if run is None else
+                         f"{100 * run['f1']:.1f} ± {100 * run['f1_std']:.1f} "
+                         f"(P {100 * run['precision']:.1f}, R {100 * run['recall']:.1f}; "
+                         f"{len(run['seeds'])} seeds)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(systems: dict, shots, path: Path, settings: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(systems)
+    width = 0.8 / max(len(shots), 1)
+    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 4))
+    for i, k in enumerate(shots):
+        xs, ys, errs = [], [], []
+        for j, name in enumerate(names):
+            run = systems[name]["shots"].get(str(k))
+            if run is not None:
+                xs.append(j + (i - (len(shots) - 1) / 2) * width)
+                ys.append(100 * run["f1"])
+                errs.append(100 * run["f1_std"])
+        bars = ax.bar(xs, ys, width, yerr=errs, capsize=3, label=f"K = {k}")
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_ylabel("strict micro F1 (%), mean ± std over seeds")
+    ax.set_title(f"{settings['data']}: {settings['ways']}-way K-shot, "
+                 f"{settings['test_docs']} test sentences", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_variants(values):
+    variants = {}
+    for value in values:
+        name, _, overrides = value.partition("=")
+        if not name or not overrides or name in SYSTEMS:
+            raise SystemExit(f"--variant wants NAME=--section.key=value,... (got {value!r}); "
+                             f"NAME may not be one of {SYSTEMS}.")
+        args = []
+        for item in overrides.split(","):
+            key, _, val = item.partition("=")
+            args += [key, val]
+        variants[name] = args
+    return variants
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", type=Path, help="the CLLMFS training config")
+    parser.add_argument("ner_config", type=Path, help="spaCy's ner config")
+    parser.add_argument("corpus", type=Path, help="holds train.spacy and test.spacy")
+    parser.add_argument("work", type=Path)
+    parser.add_argument("metrics", type=Path)
+    parser.add_argument("--ways", type=int, required=True)
+    parser.add_argument("--shots", type=int, nargs="+", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--test-limit", type=int, default=0, help="0: the whole test set")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--variant", action="append", default=[])
+    parser.add_argument("--dev", type=Path, default=None,
+                        help="a dev corpus to pick the LLM checkpoints with (default: none)")
+    parser.add_argument("--icl-max-new-tokens", type=int, default=96)
+    parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
+    parser.add_argument("--summarise-only", action="store_true")
+    args = parser.parse_args()
+    args.variants = parse_variants(args.variant)
+    started = time.time()
+    units = [(k, seed) for k in args.shots for seed in args.seeds]
+    if not args.summarise_only:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        if args.jobs == 1:
+            for k, seed in units:
+                run_unit(args, k, seed, threads)
+        else:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                futures = [pool.submit(run_unit, args, k, s, threads) for k, s in units]
+                for future in futures:
+                    future.result()
+    test = read_docs(args.corpus / "test.spacy", spacy.blank("en").vocab)
+    settings = {
+        "data": args.corpus.name, "ways": args.ways, "shots": args.shots, "seeds": args.seeds,
+        "test_docs": len(test_subset(test, args.test_limit)), "test_total": len(test),
+        "test_subset": "all" if not args.test_limit or args.test_limit >= len(test) else
+        f"{args.test_limit} sentences drawn with random.Random(0).sample, in corpus order",
+        "config": str(args.config), "checkpoint": "model-best" if args.dev else "model-last",
+        "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},
+    }
+    names = [s for s in SYSTEMS if s in args.systems] + list(args.variants)
+    result = summarise(args.work, args.metrics, args.shots, args.seeds, names, settings)
+    if not args.summarise_only:
+        print(f"compare: {time.time() - started:.0f} s")
+    print((args.metrics / "compare.md").read_text(encoding="utf8"))
+    json.dumps(result)
+
+
+if __name__ == "__main__":
+    main()
