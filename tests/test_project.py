@@ -63,3 +63,59 @@ def test_train_and_evaluate_write_models_metrics_and_a_table(project):
             assert 0.0 <= metrics["f1"] <= 1.0
     table = (project / "metrics" / "results.md").read_text()
     assert "| news_trained | 2 |" in table and "| recipes_untrained | 2 |" in table
+
+
+@pytest.fixture(scope="module")
+def compared(project):
+    """The compare workflow on the bundled news sample, the tiny model and a short spaCy ner."""
+    ner = spacy.util.load_config(project / "configs" / "spacy_ner.cfg")
+    ner["training"]["max_steps"], ner["training"]["eval_frequency"] = 20, 10
+    ner.to_disk(project / "configs" / "spacy_ner_smoke.cfg")
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "compare", str(project),
+         "--vars.config", "cllmfs_smoke", "--vars.ner_config", "spacy_ner_smoke",
+         "--vars.compare_domain", "news", "--vars.compare_shots", "2 3",
+         "--vars.compare_seeds", "1 2", "--vars.compare_test_limit", "8",
+         "--vars.compare_jobs", "2"],
+        check=True,
+        capture_output=True,
+    )
+    return project
+
+
+def test_compare_scores_every_system_on_the_same_shots_and_test_docs(compared):
+    result = json.loads((compared / "metrics" / "compare.json").read_text())
+    systems = ["cllmfs", "no_contrastive", "no_noise", "spacy_ner", "spacy_llm_icl", "zero_shot"]
+    assert list(result["systems"]) == systems
+    assert result["test_docs"] == 8 and result["shots"] == [2, 3] and result["seeds"] == [1, 2]
+    for name in systems:
+        data = result["systems"][name]
+        assert 0.0 <= data["f1"] <= 1.0 and data["f1_std"] >= 0.0
+        # The headline figures are those of the smallest K.
+        assert data["f1"] == data["shots"]["2"]["f1"]
+        assert set(data["shots"]) == {"2", "3"}
+        assert all(data["shots"][k]["seeds"] == [1, 2] for k in ("2", "3"))
+    runs = compared / "compare" / "runs"
+    for k in (2, 3):
+        for seed in (1, 2):
+            found = [json.loads((runs / f"{name}_k{k}_seed{seed}.json").read_text())
+                     for name in systems]
+            # Same K-shot set (same types, same sentences) and same test docs for every system.
+            assert len({(tuple(r["types"]), r["train_docs"], r["test_docs"]) for r in found}) == 1
+    # The ablations differ from the full objective in the config spacy train saved.
+    work = compared / "compare" / "k2" / "seed1"
+    cfgs = {n: spacy.util.load_config(work / n / "model-last" / "config.cfg")
+            for n in ("cllmfs", "no_contrastive", "no_noise")}
+    full = cfgs["cllmfs"]["components"]["cllmfs_ner"]
+    assert full["contrastive_weight"] > 0 and full["noise"] > 0
+    assert cfgs["no_contrastive"]["components"]["cllmfs_ner"]["contrastive_weight"] == 0
+    assert cfgs["no_noise"]["components"]["cllmfs_ner"]["noise"] == 0
+    assert cfgs["no_noise"]["components"]["cllmfs_ner"]["contrastive_weight"] > 0
+
+
+def test_compare_writes_a_table_and_a_plot(compared):
+    table = (compared / "metrics" / "compare.md").read_text()
+    assert table.startswith("| system | F1, K=2 | F1, K=3 |")
+    assert all(f"| {name} |" in table for name in ("cllmfs", "spacy_llm_icl", "zero_shot"))
+    png = (compared / "metrics" / "compare.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
