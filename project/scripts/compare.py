@@ -18,7 +18,7 @@ default config, whose patience needs a dev corpus: it gets the shots themselves.
 
 Usage: python scripts/compare.py CONFIG NER_CONFIG CORPUS_DIR WORK_DIR METRICS_DIR
            --ways 3 --shots 5 10 --seeds 1 2 3 [--test-limit 500] [--jobs 2]
-Reads CORPUS_DIR/train.spacy and test.spacy. Each run's scores go to
+Reads CORPUS_DIR/train.spacy and test.spacy (--split dev: dev.spacy, to choose settings). Each run's scores go to
 WORK_DIR/runs/<system>_k<K>_seed<S>.json and are reused when the command runs again (delete
 them to redo). Writes METRICS_DIR/compare.json, compare.md and compare.png.
 """
@@ -99,7 +99,7 @@ def run_unit(args, k: int, seed: int, threads: int):
     runs.mkdir(parents=True, exist_ok=True)
     vocab = spacy.blank("en").vocab
     train = read_docs(args.corpus / "train.spacy", vocab)
-    test = read_docs(args.corpus / "test.spacy", vocab)
+    test = read_docs(args.corpus / f"{args.split}.spacy", vocab)
     test = [test[i] for i in test_subset(test, args.test_limit)]
     types, indices = sample_episode(train, args.ways, k, seed)
     shots_path, labels_path = work / "shots.spacy", work / "labels.json"
@@ -258,7 +258,9 @@ def main() -> None:
     parser.add_argument("--ways", type=int, required=True)
     parser.add_argument("--shots", type=int, nargs="+", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--test-limit", type=int, default=0, help="0: the whole test set")
+    parser.add_argument("--split", default="test", choices=("test", "dev"),
+                        help="score on test, or on dev to choose settings (sweeps)")
+    parser.add_argument("--test-limit", type=int, default=0, help="0: the whole split")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--dev", type=Path, default=None,
@@ -280,9 +282,9 @@ def main() -> None:
                 futures = [pool.submit(run_unit, args, k, s, threads) for k, s in units]
                 for future in futures:
                     future.result()
-    test = read_docs(args.corpus / "test.spacy", spacy.blank("en").vocab)
+    test = read_docs(args.corpus / f"{args.split}.spacy", spacy.blank("en").vocab)
     settings = {
-        "data": args.corpus.name, "ways": args.ways, "shots": args.shots, "seeds": args.seeds,
+        "data": args.corpus.name, "split": args.split, "ways": args.ways, "shots": args.shots, "seeds": args.seeds,
         "test_docs": len(test_subset(test, args.test_limit)), "test_total": len(test),
         "test_subset": "all" if not args.test_limit or args.test_limit >= len(test) else
         f"{args.test_limit} sentences drawn with random.Random(0).sample, in corpus order",
