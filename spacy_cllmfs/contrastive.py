@@ -19,28 +19,26 @@ def default_layer(num_layers: int) -> int:
     return round(0.8125 * num_layers)
 
 
-def entity_positions(row: Row, offset: int, start_char: int, end_char: int) -> List[int]:
-    """Sequence positions of the text tokens that overlap [start_char, end_char)."""
-    base = offset + row.text.text_start
+def entity_positions(row: Row, start_char: int, end_char: int) -> List[int]:
+    """Prompt positions of the text tokens that overlap [start_char, end_char)."""
     return [
-        base + i
+        row.layout.text_start + i
         for i, (start, end) in enumerate(row.text.offsets)
         if start < end_char and end > start_char
     ]
 
 
-def pairs(
-    rows: Sequence[Row], prefix_len: int, window: int
-) -> List[Tuple[int, List[int], List[int], List[int]]]:
-    """(row, type positions, entity positions, negative positions) for each gold entity."""
+def pairs(rows: Sequence[Row], window: int) -> List[Tuple[int, List[int], List[int], List[int]]]:
+    """(row, type positions, entity positions, negative positions) for each gold entity.
+
+    Positions come from each row's layout (the Prompter's), so they hold for any template.
+    """
     out = []
     for b, row in enumerate(rows):
-        question_start = prefix_len + len(row.text.ids)
-        name = list(range(question_start + row.name_start, question_start + row.name_end))
-        text_lo = prefix_len + row.text.text_start
-        text_hi = prefix_len + row.text.text_end
+        name = list(range(row.layout.name_start, row.layout.name_end))
+        text_lo, text_hi = row.layout.text_start, row.layout.text_end
         for start_char, end_char in row.entities:
-            ent = entity_positions(row, prefix_len, start_char, end_char)
+            ent = entity_positions(row, start_char, end_char)
             if not ent or not name:
                 continue
             # ent is contiguous (offsets increase), so both windows lie outside it.
@@ -55,7 +53,6 @@ def pairs(
 def info_nce(
     hidden: torch.Tensor,
     rows: Sequence[Row],
-    prefix_len: int,
     *,
     temperature: float,
     noise: float,
@@ -67,7 +64,7 @@ def info_nce(
 
     hidden: (batch, seq, dim) hidden states of the chosen layer, rows right-padded.
     """
-    found = pairs(rows, prefix_len, window)
+    found = pairs(rows, window)
     if not found:
         return None
     losses = []

@@ -10,7 +10,7 @@ from typing import Iterable, List, Tuple
 
 import torch
 
-from .prompts import EncodedText, Prompter
+from .prompts import EncodedText, Layout, Prompter
 
 IGNORE = -100  # the label transformers' cross-entropy skips
 
@@ -23,9 +23,8 @@ class Row:
     response: Tuple[int, ...]
     # (start, end) character offsets of each gold entity of this type in the text
     entities: List[Tuple[int, int]]
-    # where the type name sits among the question's ids
-    name_start: int
-    name_end: int
+    # where the text's tokens and the type name sit in the prompt
+    layout: Layout
 
 
 def build_rows(docs: Iterable, prompter: Prompter) -> List[Row]:
@@ -42,8 +41,7 @@ def build_rows(docs: Iterable, prompter: Prompter) -> List[Row]:
                     prompt=prompter.prompt_ids(text, label),
                     response=prompter.response_ids(spans),
                     entities=[(e.start_char, e.end_char) for e in ents],
-                    name_start=prompter.questions[label].name_start,
-                    name_end=prompter.questions[label].name_end,
+                    layout=prompter.layout(text, label),
                 )
             )
     return rows

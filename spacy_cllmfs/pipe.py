@@ -506,7 +506,6 @@ class CLLMFSNer(TrainablePipe):
             nce = info_nce(
                 captured[-1],
                 rows,
-                len(self._prompter.prefix_ids),
                 temperature=self.temperature,
                 noise=self.noise,
                 window=self.negative_window,

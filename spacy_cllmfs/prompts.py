@@ -57,6 +57,16 @@ class EncodedText:
     text_end: int
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where one prompt's parts sit among its ids: the document's tokens, the type's name."""
+
+    text_start: int
+    text_end: int
+    name_start: int
+    name_end: int
+
+
 class Prompter:
     """Turns texts, labels and entities into token ids with a tokenizer and a template."""
 
@@ -106,6 +116,18 @@ class Prompter:
 
     def prompt_ids(self, text: EncodedText, label: str) -> Tuple[int, ...]:
         return self.prefix_ids + text.ids + self.questions[label].ids
+
+    def layout(self, text: EncodedText, label: str) -> Layout:
+        """The positions, in prompt_ids(text, label), of the text's tokens and the type name."""
+        text_at = len(self.prefix_ids)
+        question_at = text_at + len(text.ids)
+        question = self.questions[label]
+        return Layout(
+            text_at + text.text_start,
+            text_at + text.text_end,
+            question_at + question.name_start,
+            question_at + question.name_end,
+        )
 
     def response_ids(self, spans: Sequence[Tuple[int, ...]]) -> Tuple[int, ...]:
         ids: Tuple[int, ...] = ()

@@ -5,13 +5,13 @@ import torch
 
 from spacy_cllmfs.contrastive import default_layer, info_nce, pairs
 from spacy_cllmfs.episodes import Row
-from spacy_cllmfs.prompts import EncodedText
+from spacy_cllmfs.prompts import EncodedText, Layout
 
 from .util import TRAIN, examples, tiny_nlp
 
 
-def small_row():
-    # text "Ana met Bo today": 4 tokens at sequence positions 0..3, type name at position 4
+def small_row(shift=0):
+    # text "Ana met Bo today": 4 tokens at prompt positions 0..3 (+ shift), type name after them
     text = EncodedText(
         ids=(10, 11, 12, 13),
         offsets=((0, 3), (4, 7), (8, 10), (11, 16)),
@@ -19,14 +19,29 @@ def small_row():
         text_end=4,
     )
     return Row(text=text, label="PERSON", prompt=(), response=(), entities=[(8, 10)],
-               name_start=0, name_end=1)
+               layout=Layout(shift, shift + 4, shift + 4, shift + 5))
 
 
 def test_pairs_pick_type_entity_and_neighbours():
-    assert pairs([small_row()], prefix_len=0, window=1) == [(0, [4], [2], [1, 3])]
-    assert pairs([small_row()], prefix_len=0, window=5) == [(0, [4], [2], [0, 1, 3])]
+    assert pairs([small_row()], window=1) == [(0, [4], [2], [1, 3])]
+    assert pairs([small_row()], window=5) == [(0, [4], [2], [0, 1, 3])]
     # a prefix shifts every position
-    assert pairs([small_row()], prefix_len=3, window=1) == [(0, [7], [5], [4, 6])]
+    assert pairs([small_row(shift=3)], window=1) == [(0, [7], [5], [4, 6])]
+
+
+def test_the_pairs_of_real_prompts_point_at_the_type_name_and_the_entity():
+    nlp = tiny_nlp()
+    nlp.initialize(lambda: examples(nlp))
+    pipe = nlp.get_pipe("cllmfs_ner")
+    rows, _ = pipe._training_batch(examples(nlp, TRAIN[:1]))
+    decode = pipe._prompter.tokenizer.decode
+    seen = set()
+    for b, name, ent, negatives in pairs(rows, window=1):
+        prompt = rows[b].prompt
+        assert decode([prompt[i] for i in name]).strip() == rows[b].label
+        seen.add((rows[b].label, decode([prompt[i] for i in ent]).strip()))
+        assert all(i not in ent for i in negatives)
+    assert seen == {("PERSON", "Tim Cook"), ("ORG", "Apple")}
 
 
 def test_info_nce_by_hand():
@@ -35,7 +50,7 @@ def test_info_nce_by_hand():
     hidden[0, 2] = torch.tensor([2.0, 0.0])   # entity: cosine 1
     hidden[0, 3] = torch.tensor([-1.0, 0.0])  # right neighbour: cosine -1
     hidden[0, 4] = torch.tensor([1.0, 0.0])   # type name
-    loss = info_nce(hidden, [small_row()], 0, temperature=0.5, noise=0.0, window=1, training=True)
+    loss = info_nce(hidden, [small_row()], temperature=0.5, noise=0.0, window=1, training=True)
     expected = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
     assert float(loss) == pytest.approx(expected, rel=1e-6)
 
@@ -44,9 +59,9 @@ def test_noise_only_in_training():
     torch.manual_seed(0)
     hidden = torch.randn((1, 5, 8))
     kwargs = dict(temperature=0.1, window=1)
-    clean = info_nce(hidden, [small_row()], 0, noise=0.0, training=True, **kwargs)
-    eval_noisy = info_nce(hidden, [small_row()], 0, noise=1.0, training=False, **kwargs)
-    train_noisy = info_nce(hidden, [small_row()], 0, noise=1.0, training=True,
+    clean = info_nce(hidden, [small_row()], noise=0.0, training=True, **kwargs)
+    eval_noisy = info_nce(hidden, [small_row()], noise=1.0, training=False, **kwargs)
+    train_noisy = info_nce(hidden, [small_row()], noise=1.0, training=True,
                            generator=torch.Generator().manual_seed(1), **kwargs)
     assert float(eval_noisy) == float(clean)
     assert float(train_noisy) != pytest.approx(float(clean))
@@ -55,7 +70,7 @@ def test_noise_only_in_training():
 def test_no_entities_no_contrastive_term():
     row = small_row()
     row.entities = []
-    assert info_nce(torch.zeros((1, 5, 2)), [row], 0, temperature=1, noise=0, window=1,
+    assert info_nce(torch.zeros((1, 5, 2)), [row], temperature=1, noise=0, window=1,
                     training=True) is None
 
 
@@ -102,7 +117,7 @@ def test_the_loss_uses_the_hidden_states_of_the_chosen_layer(layer):
     with torch.no_grad():
         hidden = pipe._lm(**batch, output_hidden_states=True).hidden_states
     expected = [
-        float(info_nce(hidden[k], rows, len(pipe._prompter.prefix_ids), temperature=0.1,
+        float(info_nce(hidden[k], rows, temperature=0.1,
                        noise=0.1, window=2, training=False))
         for k in range(len(hidden))
     ]
