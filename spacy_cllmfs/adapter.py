@@ -6,13 +6,18 @@ records the base model's name and fingerprint. Loading reads safetensors only (n
 refuses an adapter whose base differs from the one configured.
 """
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
+
+import srsly
 
 from spacy.util import registry
 
 from .errors import AdapterError
-from .models import fingerprint
+from .loading import fingerprint
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -66,6 +71,59 @@ def save(peft_model, path: Path, base: dict) -> None:
     # peft also writes a model card; the adapter folder holds the adapter and nothing else.
     (path / "README.md").unlink(missing_ok=True)
     (path / BASE_IDENTITY).write_text(json.dumps(base, indent=2), encoding="utf8")
+
+
+def save_replacing(peft_model, target: Path, base: dict) -> None:
+    """Save to `target`, replacing what is there only once the new adapter is whole.
+
+    The new adapter is written beside the old one, then swapped in: a save that is interrupted
+    (e.g. spacy train stopped while writing model-last) leaves the old adapter whole.
+    """
+    target = Path(target)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    old = _old(target)
+    try:
+        save(peft_model, fresh, base)
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(fresh, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
+def saved_folder(target: Path) -> Optional[Path]:
+    """The adapter saved at `target`, or the old one if a save stopped between its renames."""
+    target = Path(target)
+    for folder in (target, _old(target)):
+        if folder.exists():
+            return folder
+    return None
+
+
+def _old(target: Path) -> Path:
+    return target.parent / f".{target.name}-old"
+
+
+def folder_to_bytes(write: Callable[[Path], None]) -> bytes:
+    """What `write(folder)` writes (e.g. a component's to_disk), as bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp))
+        files = {
+            str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()
+        }
+    return srsly.msgpack_dumps(files)
+
+
+def bytes_to_folder(data: bytes, read: Callable[[Path], object]) -> None:
+    """The inverse of folder_to_bytes: unpack into a temporary folder and `read` it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in srsly.msgpack_loads(data).items():
+            target = Path(tmp) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        read(Path(tmp))
 
 
 def load(base_model, path: Path, base: dict):

@@ -13,12 +13,14 @@ Generation is greedy. The prompts of a batch usually share a long prefix (a task
 and its few-shot examples): its key/value cache is computed once and reused by every batch
 that starts with it, so each prompt costs only its own text and answer.
 """
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 import torch
 
-from . import adapter as adapters
-from .models import BaseModel
+from .generation import PrefixCache, greedy_config
+from .language_model import LanguageModel
+from .loading import BaseModelSpec
 
 
 class CLLMFSModel:
@@ -26,7 +28,7 @@ class CLLMFSModel:
 
     def __init__(
         self,
-        base_model: BaseModel,
+        base_model: BaseModelSpec,
         adapter: Optional[str] = None,
         max_new_tokens: int = 128,
         batch_size: int = 8,
@@ -36,20 +38,18 @@ class CLLMFSModel:
             raise ValueError(
                 f"max_new_tokens ({max_new_tokens}) and batch_size ({batch_size}) must be >= 1."
             )
-        self.base_model = base_model
+        self.language_model = LanguageModel(base_model)
         self.adapter = adapter
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.stop = list(stop)
-        self._lm = None
-        self._tokenizer = None
-        self._prefix: Tuple[Tuple[int, ...], list] = ((), [])
+        self.prefix = PrefixCache()
 
     @property
     def context_length(self) -> int:
         """Tokens a prompt may use: the model's context minus room for the answer."""
         self._ensure_model()
-        return self._lm.config.max_position_embeddings - self.max_new_tokens
+        return self.language_model.context - self.max_new_tokens
 
     def __call__(self, prompts: Iterable[Iterable[str]]) -> Iterable[Iterable[str]]:
         """One response per prompt, grouped per doc like the prompts (one or more shards)."""
@@ -73,26 +73,16 @@ class CLLMFSModel:
     # -- internals ------------------------------------------------------------------------------
 
     def _ensure_model(self) -> None:
-        if self._lm is not None:
-            return
-        from pathlib import Path
-
-        lm, tokenizer = self.base_model.load()
-        if self.adapter is not None:
-            identity = adapters.identity(lm, self.base_model.name)
-            lm = adapters.load(lm, Path(self.adapter), identity)
-            lm.eval()
-        self._lm, self._tokenizer = lm, tokenizer
+        if not self.language_model.loaded:
+            self.language_model.load_adapter(None if self.adapter is None else Path(self.adapter))
 
     @torch.inference_mode()
     def _generate_batch(self, prompts: Sequence[str]) -> Iterator[str]:
-        from transformers import DynamicCache, GenerationConfig
-
-        tokenizer = self._tokenizer
+        lm, tokenizer = self.language_model.lm, self.language_model.tokenizer
         rows = [tokenizer(p)["input_ids"] for p in prompts]
         if any(not row for row in rows):
             raise ValueError("spacy_cllmfs.CLLMFS.v1 was given an empty prompt.")
-        prefix, cache_data = self._prefix_for(rows)
+        prefix = self._shared_prefix(rows)
         width = max(len(r) - len(prefix) for r in rows)
         pad = tokenizer.pad_token_id
         ids, mask = [], []
@@ -100,27 +90,12 @@ class CLLMFSModel:
             rest = row[len(prefix):]
             ids.append(list(prefix) + [pad] * (width - len(rest)) + rest)
             mask.append([1] * len(prefix) + [0] * (width - len(rest)) + [1] * len(rest))
-        device = self._lm.device
-        ids = torch.tensor(ids, device=device)
-        mask = torch.tensor(mask, device=device)
-        config = GenerationConfig(
-            max_new_tokens=self.max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=pad,
-            stop_strings=self.stop or None,
-        )
-        kwargs = {}
-        if cache_data:
-            kwargs["past_key_values"] = DynamicCache(
-                ddp_cache_data=[
-                    (k.expand(len(rows), -1, -1, -1).contiguous(),
-                     v.expand(len(rows), -1, -1, -1).contiguous())
-                    for k, v in cache_data
-                ]
-            )
-        output = self._lm.generate(
+        ids = torch.tensor(ids, device=lm.device)
+        mask = torch.tensor(mask, device=lm.device)
+        config = greedy_config(self.max_new_tokens, tokenizer.eos_token_id, pad,
+                               stop_strings=self.stop or None)
+        kwargs = {"cache": self.prefix.expand(len(rows))} if prefix else {}
+        output = lm.generate(
             input_ids=ids, attention_mask=mask, generation_config=config, tokenizer=tokenizer,
             **kwargs,
         )
@@ -134,35 +109,27 @@ class CLLMFSModel:
                 text = text[: text.index(stop)]
         return text
 
-    def _prefix_for(self, rows: Sequence[Sequence[int]]):
-        """The shared prefix of the rows and its key/value cache, computed once per prefix.
+    def _shared_prefix(self, rows: Sequence[Sequence[int]]) -> tuple:
+        """The prefix the rows share, its key/value cache computed once (self.prefix).
 
         The prefix stops one token short of the shortest row, so every row feeds at least one
         token to generate. The cached prefix is reused while every row starts with it.
         """
-        cached, data = self._prefix
+        cached = self.prefix.ids
         shortest = min(len(r) for r in rows)
         if cached and len(cached) < shortest and all(tuple(r[: len(cached)]) == cached for r in rows):
-            return cached, data
+            return cached
         common = 0
         while common < shortest - 1 and all(r[common] == rows[0][common] for r in rows):
             common += 1
         if common == 0:
-            return (), []
-        from transformers import DynamicCache
-
-        prefix = tuple(rows[0][:common])
-        cache = DynamicCache()
-        ids = torch.tensor([prefix], device=self._lm.device)
-        self._lm(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=cache,
-                 use_cache=True, logits_to_keep=1)
-        data = [(layer.keys, layer.values) for layer in cache.layers]
-        self._prefix = (prefix, data)
-        return prefix, data
+            return ()
+        self.prefix.compute(self.language_model.lm, rows[0][:common])
+        return self.prefix.ids
 
 
 def cllmfs_llm(
-    base_model: BaseModel,
+    base_model: BaseModelSpec,
     adapter: Optional[str] = None,
     max_new_tokens: int = 128,
     batch_size: int = 8,

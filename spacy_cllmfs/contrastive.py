@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from .episodes import Row
+from .rows import Row
 
 
 def default_layer(num_layers: int) -> int:

@@ -15,3 +15,7 @@ class AdapterError(CLLMFSError, ValueError):
 
 class SamplingError(CLLMFSError, ValueError):
     """The data cannot give the requested N-way K-shot training set."""
+
+
+class CorpusError(CLLMFSError, ValueError):
+    """A file of annotated documents cannot be read (e.g. it is not a DocBin)."""

@@ -9,10 +9,9 @@ of hanging.
 """
 import random
 from collections import Counter
-from pathlib import Path
 from typing import List, Sequence, Tuple
 
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 
 from .errors import SamplingError
 
@@ -65,17 +64,3 @@ def _fits(sentence: Counter, have: Counter, k_shots: int) -> bool:
     if any(have[t] + n > 2 * k_shots for t, n in sentence.items()):
         return False
     return any(have[t] < k_shots for t in sentence)
-
-
-def read_docs(path, vocab) -> List[Doc]:
-    """The docs of a .spacy file, with an error that says what to do if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No DocBin at {path}. Convert your data with spacy convert.")
-    try:
-        return list(DocBin().from_disk(path).get_docs(vocab))
-    except Exception as err:  # msgpack, zlib and key errors all mean "not a DocBin"
-        raise SamplingError(
-            f"{path} is not a spaCy DocBin (.spacy) file ({type(err).__name__}: {err}). "
-            f"Convert CoNLL/IOB data with `python -m spacy convert FILE OUT_DIR -c ner`."
-        ) from err

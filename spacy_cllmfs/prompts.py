@@ -9,7 +9,22 @@ without searching.
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+Labels = Union[List[str], Dict[str, str]]  # names, or name -> description
+
+
+def label_dict(labels: Optional[Labels]) -> Dict[str, str]:
+    """Validated name -> description (a missing description is the name)."""
+    if not labels:
+        return {}
+    pairs = list(labels.items()) if isinstance(labels, dict) else [(x, x) for x in labels]
+    for label, description in pairs:
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"Entity labels must be non-empty strings, got {label!r}.")
+        if not isinstance(description, str):
+            raise ValueError(f"The description of {label!r} must be a string.")
+    return {label: description or label for label, description in pairs}
 
 
 @dataclass(frozen=True)
@@ -68,12 +83,15 @@ class Layout:
 
 
 class Prompter:
-    """Turns texts, labels and entities into token ids with a tokenizer and a template."""
+    """Turns texts, labels and entities into token ids with a tokenizer and a template.
+
+    labels (name -> description) are the component's: the prompter encodes their questions
+    once and is rebuilt when they change.
+    """
 
     def __init__(self, tokenizer, template: Template, labels: Dict[str, str]):
         self.tokenizer = tokenizer
         self.template = template
-        self.labels = dict(labels)
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id
         self.prefix_ids = self.encode(template.prefix)
@@ -81,7 +99,7 @@ class Prompter:
         self.close_ids = self.encode(template.close)
         if not self.open_ids or not self.close_ids:
             raise ValueError(f"Template {template.name!r} has an empty delimiter.")
-        self.questions = {label: self._question(label, d) for label, d in self.labels.items()}
+        self.questions = {label: self._question(label, d) for label, d in labels.items()}
 
     def encode(self, text: str) -> Tuple[int, ...]:
         if not text:

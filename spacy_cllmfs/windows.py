@@ -9,16 +9,92 @@ overlap by `overlap` tokens (the component passes max_span_tokens + 1). An entit
 finds touching a cut is dropped: it may be a fragment of a longer one, and with that overlap
 the neighbouring window holds every span of at most max_span_tokens tokens that touches the
 cut whole, away from its own cuts. So an entity on a boundary is found, not lost and not cut.
-Entities map back by the window's start; one found in two windows is kept once (pipe.py).
-A single spaCy token longer than the whole budget cannot be read and gets no entity.
+Entities map back by the window's start; one found in two windows is kept once, with its
+best score (`merge`). A single spaCy token longer than the whole budget cannot be read and
+gets no entity.
 """
 import bisect
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
+
+from .constraint import Entity
+from .prompts import EncodedText, Prompter
 
 # spaCy token range [start, end), and whether each side is a cut inside running text
 Window = Tuple[int, int, bool, bool]
+
+
+class Unit(NamedTuple):
+    """A document, or a window of one, and its encoded text."""
+
+    doc_index: int
+    offset: int  # of the window's first token in the document
+    part: Union[Doc, Span]
+    encoded: EncodedText
+    cut_left: bool
+    cut_right: bool
+
+
+def prompt_overhead(prompter: Prompter, max_new_tokens: int) -> int:
+    """Model positions a prompt needs besides its text: the prefix, the text's template around
+    it, the longest type question and the answer."""
+    return (
+        len(prompter.prefix_ids)
+        + len(prompter.encode_text("").ids)
+        + max(len(q.ids) for q in prompter.questions.values())
+        + max_new_tokens
+        + 4  # a window re-tokenized on its own may take a token or two more
+    )
+
+
+def text_budget(
+    context: Optional[int], prompter: Prompter, max_new_tokens: int, max_span_tokens: int
+) -> Optional[int]:
+    """How many model tokens of text a prompt can hold, from the model's context size
+    (`max_position_embeddings`; None: no limit)."""
+    if not context:
+        return None
+    budget = context - prompt_overhead(prompter, max_new_tokens)
+    if budget < 4 * max_span_tokens:
+        raise ValueError(
+            f"The model's context ({context} tokens) leaves {budget} tokens for "
+            f"the text once the instruction, the longest type question and "
+            f"max_new_tokens ({max_new_tokens}) are counted: lower max_new_tokens or "
+            f"shorten the label descriptions."
+        )
+    return budget
+
+
+def units(docs: Sequence[Doc], prompter: Prompter, context: Optional[int], decoding) -> List[Unit]:
+    """The pieces of the docs that fit the model's context (decoding: DecoderSettings), each
+    encoded for the prompt. Token windows overlap by max_span_tokens + 1 (see above)."""
+    budget = text_budget(context, prompter, decoding.max_new_tokens, decoding.max_span_tokens)
+    overlap = decoding.max_span_tokens + 1
+    found = []
+    for i, doc in enumerate(docs):
+        encoded = prompter.encode_text(doc.text)
+        if budget is None or encoded.text_end - encoded.text_start <= budget:
+            found.append(Unit(i, 0, doc, encoded, False, False))
+            continue
+        count = token_counter(encoded.offsets)
+        for start, end, cut_left, cut_right in split(doc, budget, count, overlap):
+            part = doc[start:end]
+            found.append(Unit(i, start, part, prompter.encode_text(part.text), cut_left, cut_right))
+    return found
+
+
+def merge(pieces: Sequence[Unit], found: Sequence[List[Entity]], n_docs: int) -> List[List[Entity]]:
+    """The entities of each document, from those of its windows."""
+    best: List[Dict[Tuple[str, int, int], float]] = [{} for _ in range(n_docs)]
+    for unit, entities in zip(pieces, found):
+        for label, start, end, score in entities:
+            if (unit.cut_left and start == 0) or (unit.cut_right and end == len(unit.part)):
+                continue  # maybe a fragment; the next window holds the span whole
+            key = (label, start + unit.offset, end + unit.offset)
+            doc = best[unit.doc_index]
+            doc[key] = max(score, doc.get(key, 0.0))  # in two windows: once
+    return [[Entity(*key, score) for key, score in doc.items()] for doc in best]
 
 
 def token_counter(offsets: Sequence[Tuple[int, int]]) -> Callable[[int, int], int]:

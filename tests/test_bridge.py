@@ -26,9 +26,9 @@ def bridge(**config):
 
 def plain(model, prompt):
     """What transformers' generate writes for one prompt alone, without any cache."""
-    tok = model._tokenizer
+    tok = model.language_model.tokenizer
     ids = tok(prompt, return_tensors="pt")["input_ids"]
-    out = model._lm.generate(
+    out = model.language_model.lm.generate(
         input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=model.max_new_tokens,
         do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
         stop_strings=model.stop, tokenizer=tok,
@@ -41,7 +41,7 @@ def test_shared_prefix_generation_equals_plain_generate():
     prompts = [HEAD + text + "\n### Response:" for text in TEXTS]
     batched = model.generate(prompts)
     # The prefix computed for the first batch served the later ones (a 1-prompt batch too).
-    assert len(model._prefix[0]) >= len(model._tokenizer(HEAD)["input_ids"]) - 1
+    assert len(model.prefix.ids) >= len(model.language_model.tokenizer(HEAD)["input_ids"]) - 1
     assert batched == [plain(model, p) for p in prompts]
     assert all(isinstance(r, str) for r in batched)
 
@@ -56,7 +56,7 @@ def test_responses_keep_the_nesting_of_the_prompts():
 
 def test_context_length_leaves_room_for_the_answer():
     model = bridge(max_new_tokens=16)
-    assert model.context_length == model._lm.config.max_position_embeddings - 16
+    assert model.context_length == model.language_model.lm.config.max_position_embeddings - 16
 
 
 def test_bad_settings_are_refused():
@@ -111,7 +111,7 @@ def test_the_bridge_runs_a_trained_adapter(trained_nlp, tmp_path):
     pipe = trained_nlp.get_pipe("cllmfs_ner")
     reference = bridge(max_new_tokens=6)
     reference._ensure_model()
-    reference._lm, reference._tokenizer = pipe._lm, pipe._tokenizer
+    reference.language_model.lm = pipe.language_model.lm
     assert tuned_out == [plain(reference, prompt)]
     assert tuned_out != base.generate([prompt])
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spacy_cllmfs.contrastive import default_layer, info_nce, pairs
-from spacy_cllmfs.episodes import Row
+from spacy_cllmfs.rows import Row
 from spacy_cllmfs.prompts import EncodedText, Layout
 
 from .util import TRAIN, examples, tiny_nlp
@@ -34,7 +34,7 @@ def test_the_pairs_of_real_prompts_point_at_the_type_name_and_the_entity():
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
     rows, _ = pipe._training_batch(examples(nlp, TRAIN[:1]))
-    decode = pipe._prompter.tokenizer.decode
+    decode = pipe.language_model.tokenizer.decode
     seen = set()
     for b, name, ent, negatives in pairs(rows, window=1):
         prompt = rows[b].prompt
@@ -80,7 +80,7 @@ def test_default_layer_is_about_four_fifths():
 
 @pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_weight_zero_leaves_cross_entropy_alone(weight):
-    nlp = tiny_nlp(contrastive_weight=weight)
+    nlp = tiny_nlp(loss={"weight": weight})
     nlp.initialize(lambda: examples(nlp))
     loss, parts = nlp.get_pipe("cllmfs_ner").get_loss(examples(nlp))
     if weight == 0:
@@ -92,16 +92,18 @@ def test_weight_zero_leaves_cross_entropy_alone(weight):
 
 @pytest.mark.parametrize(
     "key,value,message",
-    [("temperature", 0.0, "temperature"), ("noise", -0.1, "noise"),
-     ("contrastive_weight", -1.0, "contrastive_weight")],
+    [("temperature", 0.0, "loss.temperature must be greater than 0"),
+     ("noise", -0.1, "loss.noise"), ("weight", -1.0, "loss.weight"),
+     ("layer", 0, "loss.layer must be at least 1"),
+     ("negative_window", 0, "loss.negative_window must be at least 1")],
 )
 def test_out_of_range_values_are_refused(key, value, message):
     with pytest.raises(ValueError, match=message):
-        tiny_nlp(**{key: value})
+        tiny_nlp(loss={key: value})
 
 
 def test_layer_beyond_depth_is_refused():
-    nlp = tiny_nlp(contrastive_layer=9)  # the tiny model has 4 layers
+    nlp = tiny_nlp(loss={"layer": 9})  # the tiny model has 4 layers
     nlp.initialize(lambda: examples(nlp))
     with pytest.raises(ValueError, match="4 layers"):
         nlp.update(examples(nlp, TRAIN[:1]))
@@ -109,13 +111,13 @@ def test_layer_beyond_depth_is_refused():
 
 @pytest.mark.parametrize("layer", [1, 3])
 def test_the_loss_uses_the_hidden_states_of_the_chosen_layer(layer):
-    nlp = tiny_nlp(contrastive_layer=layer, contrastive_weight=1.0)
+    nlp = tiny_nlp(loss={"layer": layer, "weight": 1.0})
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
     _, parts = pipe.get_loss(examples(nlp))
     rows, batch = pipe._training_batch(examples(nlp))
     with torch.no_grad():
-        hidden = pipe._lm(**batch, output_hidden_states=True).hidden_states
+        hidden = pipe.language_model.lm(**batch, output_hidden_states=True).hidden_states
     expected = [
         float(info_nce(hidden[k], rows, temperature=0.1,
                        noise=0.1, window=2, training=False))
@@ -126,11 +128,11 @@ def test_the_loss_uses_the_hidden_states_of_the_chosen_layer(layer):
 
 
 def test_cross_entropy_on_response_positions_equals_transformers_loss():
-    nlp = tiny_nlp(contrastive_weight=0.0)
+    nlp = tiny_nlp(loss={"weight": 0.0})
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
     loss, _ = pipe.get_loss(examples(nlp))
     _, batch = pipe._training_batch(examples(nlp))
     with torch.no_grad():
-        full = pipe._lm(**batch).loss  # logits over every position
+        full = pipe.language_model.lm(**batch).loss  # logits over every position
     assert loss == pytest.approx(float(full), rel=1e-5)

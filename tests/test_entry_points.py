@@ -4,7 +4,7 @@ import sys
 SCRIPT = """
 import sys, spacy
 nlp = spacy.blank("en")
-nlp.add_pipe("cllmfs_ner", config={"labels": ["PERSON"], "base_model": {"@misc": "spacy_cllmfs.TinyLlama.v1"}})
+nlp.add_pipe("cllmfs_ner", config={"labels": ["PERSON"], "model": {"base_model": {"@misc": "spacy_cllmfs.TinyLlama.v1"}}})
 assert "spacy_cllmfs" in sys.modules  # found through the entry point, not an import
 doc = nlp("Ana met Bo.")
 print("ok", [e.label_ for e in doc.ents])

@@ -4,8 +4,9 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
 
-from spacy_cllmfs.errors import SamplingError
-from spacy_cllmfs.fewshot import read_docs, sample_episode
+from spacy_cllmfs.corpus import read_docs
+from spacy_cllmfs.errors import CorpusError, SamplingError
+from spacy_cllmfs.fewshot import sample_episode
 
 NLP = spacy.blank("en")
 
@@ -65,7 +66,7 @@ def test_read_docs_rejects_a_file_that_is_not_a_docbin(tmp_path):
     assert [d.text for d in read_docs(good, NLP.vocab)] == [d.text for d in corpus()[:3]]
     bad = tmp_path / "train.spacy"
     bad.write_text("Ana\tB-PER\n", encoding="utf8")
-    with pytest.raises(SamplingError, match="is not a spaCy DocBin"):
+    with pytest.raises(CorpusError, match="is not a spaCy DocBin"):
         read_docs(bad, NLP.vocab)
     with pytest.raises(FileNotFoundError, match="spacy convert"):
         read_docs(tmp_path / "missing.spacy", NLP.vocab)

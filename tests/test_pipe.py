@@ -1,7 +1,11 @@
+import dataclasses
+
 import pytest
 import spacy
 from spacy.language import Language
 from spacy.tokens import Span
+
+from spacy_cllmfs.constraint import Entity
 
 import spacy_cllmfs  # noqa: F401  (registers the factory; entry points: test_entry_points)
 
@@ -17,9 +21,9 @@ def test_factory_meta_matches_spacy_ner():
 def test_add_pipe_and_config_validation_load_no_weights():
     nlp = tiny_nlp()
     pipe = nlp.get_pipe("cllmfs_ner")
-    assert pipe._lm is None
+    assert not pipe.language_model.loaded
     spacy.util.load_model_from_config(nlp.config, auto_fill=True)  # validates the config
-    assert pipe._lm is None
+    assert not pipe.language_model.loaded
 
 
 def test_labels_list_or_dict():
@@ -44,17 +48,26 @@ def test_labels_from_examples_on_initialize():
     assert set(nlp.get_pipe("cllmfs_ner").labels) == {"PERSON", "ORG"}
 
 
-def test_bad_config_values_are_rejected():
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        tiny_nlp(max_new_tokens=0)
+@pytest.mark.parametrize("key", ["max_new_tokens", "max_span_tokens", "batch_size"])
+def test_bad_decoding_values_are_rejected(key):
+    with pytest.raises(ValueError, match=f"decoding.{key} must be an integer >= 1"):
+        tiny_nlp(decoding={key: 0})
 
 
-def test_untrained_pipe_runs_on_first_use_and_writes_valid_entities():
-    nlp = tiny_nlp()
+def test_untrained_pipe_loads_on_first_use_and_writes_valid_entities():
+    # Seed 8: a random tiny model that writes an entity on these texts (most seeds answer
+    # "none" at once), so the checks below are not vacuous.
+    nlp = tiny_nlp(base_model={"seed": 8})
+    pipe = nlp.get_pipe("cllmfs_ner")
     texts = [t for t, _ in TRAIN] + ["", "   ", "a"]
-    for doc in nlp.pipe(texts):
-        for ent in doc.ents:
-            assert ent.label_ in LABELS and 0 < ent._.cllmfs_score <= 1
+    docs = list(nlp.pipe(texts))
+    assert pipe.language_model.loaded  # first use loaded the base and a fresh adapter
+    assert [d.text for d in docs] == texts
+    found = [ent for doc in docs for ent in doc.ents]
+    assert found
+    for ent in found:
+        assert ent.label_ in LABELS and 0 < ent._.cllmfs_score <= 1
+        assert ent.doc.text[ent.start_char : ent.end_char] == ent.text
 
 
 def test_trained_pipe_predicts_the_gold_spans(trained_nlp):
@@ -81,12 +94,13 @@ def test_generation_batch_size_does_not_change_predictions(trained_nlp):
     pipe = trained_nlp.get_pipe("cllmfs_ner")
     texts = [t for t, _ in TRAIN]
     before = [ents(d) for d in trained_nlp.pipe(texts)]
-    old = pipe.generation_batch_size
+    old = pipe.decoding
     try:
-        pipe.generation_batch_size = 1
+        pipe.decoding = dataclasses.replace(old, batch_size=1)
         after = [ents(d) for d in trained_nlp.pipe(texts)]
     finally:
-        pipe.generation_batch_size = old
+        pipe.decoding = old
+    assert all(before)
     assert [[e[:3] for e in d] for d in after] == [[e[:3] for e in d] for d in before]
 
 
@@ -100,7 +114,8 @@ def test_overlaps_resolved_by_score_then_length():
     doc = nlp.make_doc("Ana Bo met Cy Dee today")
     pipe.set_annotations(
         [doc],
-        [[(0, 2, "PERSON", 0.6), (1, 2, "ORG", 0.9), (3, 5, "PERSON", 0.7), (3, 4, "ORG", 0.7)]],
+        [[Entity("PERSON", 0, 2, 0.6), Entity("ORG", 1, 2, 0.9), Entity("PERSON", 3, 5, 0.7),
+          Entity("ORG", 3, 4, 0.7)]],
     )
     assert [(e.start, e.end, e.label_) for e in doc.ents] == [(1, 2, "ORG"), (3, 5, "PERSON")]
     assert [e._.cllmfs_score for e in doc.ents] == [0.9, 0.7]
@@ -111,7 +126,7 @@ def test_existing_entities_kept_or_overwritten(overwrite):
     nlp, pipe = _pipe(overwrite)
     doc = nlp.make_doc("Ana Bo met Cy Dee today")
     doc.ents = [Span(doc, 0, 1, label="GPE"), Span(doc, 5, 6, label="DATE")]
-    pipe.set_annotations([doc], [[(0, 2, "PERSON", 0.8), (3, 5, "PERSON", 0.7)]])
+    pipe.set_annotations([doc], [[Entity("PERSON", 0, 2, 0.8), Entity("PERSON", 3, 5, 0.7)]])
     got = [(e.start, e.end, e.label_) for e in doc.ents]
     if overwrite:
         assert got == [(0, 2, "PERSON"), (3, 5, "PERSON"), (5, 6, "DATE")]
@@ -125,10 +140,10 @@ def test_training_only_changes_lora_weights():
 
     nlp = tiny_nlp()
     nlp.initialize()
-    lm = nlp.get_pipe("cllmfs_ner")._lm
+    lm = nlp.get_pipe("cllmfs_ner").language_model.lm
     before = {n: p.detach().clone() for n, p in lm.named_parameters()}
     train(nlp, steps=2)
-    lm = nlp.get_pipe("cllmfs_ner")._lm
+    lm = nlp.get_pipe("cllmfs_ner").language_model.lm
     changed = {n for n, p in lm.named_parameters() if not p.detach().equal(before[n])}
     assert changed and all("lora_" in n for n in changed)
 
@@ -142,7 +157,7 @@ def test_an_empty_training_set_is_a_clear_error():
 def test_training_on_docs_without_entities_and_a_label_with_one_example():
     from thinc.api import Adam
 
-    from spacy_cllmfs.episodes import build_rows
+    from spacy_cllmfs.rows import build_rows
 
     from .util import examples
 
@@ -154,8 +169,9 @@ def test_training_on_docs_without_entities_and_a_label_with_one_example():
     egs = examples(nlp, data)
     nlp.initialize(lambda: egs)
     pipe = nlp.get_pipe("cllmfs_ner")
-    rows = build_rows([eg.reference for eg in egs], pipe._prompter)
-    empty = (pipe._prompter.eos_id,)
+    prompter, _ = pipe._ready()
+    rows = build_rows([eg.reference for eg in egs], prompter, pipe.labels)
+    empty = (prompter.eos_id,)
     assert [(r.label, r.response == empty) for r in rows] == [
         ("PERSON", True), ("ORG", True), ("PERSON", False), ("ORG", True)
     ]

@@ -10,7 +10,7 @@ import pytest
 import spacy
 import srsly
 
-from spacy_cllmfs.fewshot import read_docs
+from spacy_cllmfs.corpus import read_docs
 
 PROJECT = Path(__file__).parent.parent / "project"
 COMMANDS = ["sample-data", "convert", "sample", "assemble", "evaluate-untrained", "train",
@@ -57,12 +57,29 @@ def test_train_and_evaluate_write_models_metrics_and_a_table(project):
                 project / "shots" / domain / f"seed{seed}.labels.json"
             )
         for name in ("untrained", "trained"):
-            metrics = json.loads((project / "metrics" / f"{domain}_{name}.json").read_text())
+            metrics = json.loads((project / "metrics" / name / f"{domain}.json").read_text())
             assert {"precision", "recall", "f1", "f1_std", "per_type"} <= set(metrics)
             assert metrics["seeds"] == [1, 2] and len(metrics["runs"]) == 2
-            assert 0.0 <= metrics["f1"] <= 1.0
+            f1s = [run["f1"] for run in metrics["runs"]]
+            assert metrics["f1"] == pytest.approx(sum(f1s) / 2)
     table = (project / "metrics" / "results.md").read_text()
     assert "| news_trained | 2 |" in table and "| recipes_untrained | 2 |" in table
+
+
+def test_the_metrics_are_the_scores_of_the_saved_pipeline(project):
+    """Scored again here, the trained news pipeline of seed 2 gets exactly the figures that
+    evaluate wrote."""
+    from spacy.tokens import Doc
+
+    from spacy_cllmfs.scoring import strict_scores
+
+    nlp = spacy.load(project / "training" / "news" / "seed2" / "model-best")
+    gold = read_docs(project / "corpus" / "news" / "test.spacy", nlp.vocab)
+    bare = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
+            for d in gold]
+    expected = strict_scores(gold, list(nlp.pipe(bare)), nlp.get_pipe("cllmfs_ner").labels)
+    written = json.loads((project / "metrics" / "trained" / "news.json").read_text())["runs"][1]
+    assert written == json.loads(json.dumps(expected))
 
 
 @pytest.fixture(scope="module")
@@ -98,19 +115,19 @@ def test_compare_scores_every_system_on_the_same_shots_and_test_docs(compared):
     runs = compared / "compare" / "runs"
     for k in (2, 3):
         for seed in (1, 2):
-            found = [json.loads((runs / f"{name}_k{k}_seed{seed}.json").read_text())
-                     for name in systems]
+            paths = [list(runs.glob(f"{name}_k{k}_seed{seed}-*.json")) for name in systems]
+            assert all(len(p) == 1 for p in paths), paths
+            found = [json.loads(p[0].read_text()) for p in paths]
             # Same K-shot set (same types, same sentences) and same test docs for every system.
             assert len({(tuple(r["types"]), r["train_docs"], r["test_docs"]) for r in found}) == 1
     # The ablations differ from the full objective in the config spacy train saved.
     work = compared / "compare" / "k2" / "seed1"
     cfgs = {n: spacy.util.load_config(work / n / "model-last" / "config.cfg")
             for n in ("cllmfs", "no_contrastive", "no_noise")}
-    full = cfgs["cllmfs"]["components"]["cllmfs_ner"]
-    assert full["contrastive_weight"] > 0 and full["noise"] > 0
-    assert cfgs["no_contrastive"]["components"]["cllmfs_ner"]["contrastive_weight"] == 0
-    assert cfgs["no_noise"]["components"]["cllmfs_ner"]["noise"] == 0
-    assert cfgs["no_noise"]["components"]["cllmfs_ner"]["contrastive_weight"] > 0
+    loss = {n: cfg["components"]["cllmfs_ner"]["loss"] for n, cfg in cfgs.items()}
+    assert loss["cllmfs"]["weight"] > 0 and loss["cllmfs"]["noise"] > 0
+    assert loss["no_contrastive"]["weight"] == 0
+    assert loss["no_noise"]["noise"] == 0 and loss["no_noise"]["weight"] > 0
 
 
 def test_compare_writes_a_table_and_a_plot(compared):
@@ -119,3 +136,22 @@ def test_compare_writes_a_table_and_a_plot(compared):
     assert all(f"| {name} |" in table for name in ("cllmfs", "spacy_llm_icl", "zero_shot"))
     png = (compared / "metrics" / "compare.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_compare_runs_are_keyed_by_what_determines_them(compared, tmp_path):
+    """After a config change, the runs of the systems that use the config are not reused;
+    spaCy's ner, whose config did not change, keeps its runs."""
+    copy = tmp_path / "project"
+    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    config = copy / "configs" / "cllmfs_smoke.cfg"
+    text = config.read_text()
+    assert "weight = 0.1" in text
+    config.write_text(text.replace("weight = 0.1", "weight = 0.2"))
+    subprocess.run(
+        [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
+         "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics", "--ways", "3",
+         "--shots", "2", "3", "--seeds", "1", "2", "--test-limit", "8", "--summarise-only"],
+        cwd=copy, check=True, capture_output=True,
+    )
+    result = json.loads((copy / "metrics" / "compare.json").read_text())
+    assert list(result["systems"]) == ["spacy_ner"]

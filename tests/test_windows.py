@@ -6,6 +6,8 @@ import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spacy_cllmfs import windows
+from spacy_cllmfs.constraint import Entity
 from spacy_cllmfs.windows import split
 
 from .util import tiny_nlp
@@ -58,70 +60,85 @@ def test_a_token_longer_than_the_budget_is_skipped():
 
 
 def test_the_budget_comes_from_the_model():
-    small, large = tiny_nlp(), tiny_nlp()
-    for nlp, positions in ((small, 512), (large, 1024)):
-        nlp.get_pipe("cllmfs_ner").base_model = spacy.registry.misc.get(
-            "spacy_cllmfs.TinyLlama.v1")(max_positions=positions)
+    budgets = []
+    for positions in (512, 1024):
+        nlp = tiny_nlp(base_model={"max_positions": positions})
         nlp.initialize()
-    budgets = [nlp.get_pipe("cllmfs_ner")._text_budget() for nlp in (small, large)]
+        budgets.append(windows.text_budget(
+            nlp.get_pipe("cllmfs_ner").language_model.context, nlp.get_pipe("cllmfs_ner")._ready()[0],
+            max_new_tokens=64, max_span_tokens=8,
+        ))
     assert budgets[1] - budgets[0] == 512
 
 
 def test_context_too_small_for_the_prompt_is_a_clear_error():
-    nlp = tiny_nlp(max_new_tokens=1000)  # the tiny model has 1024 positions
+    nlp = tiny_nlp(decoding={"max_new_tokens": 1000})  # the tiny model has 1024 positions
     nlp.initialize()
     with pytest.raises(ValueError, match="lower max_new_tokens"):
         nlp("Tim Cook.")
 
 
-def test_long_document_entities_map_back_once(trained_nlp, monkeypatch):
-    """A stand-in model finds every whole "Tim Cook" in each window it reads. Each mention
-    comes out exactly once, at its place in the document, wherever the cuts fall."""
-    pipe = trained_nlp.get_pipe("cllmfs_ner")
-    pipe._ensure_model()
-    windows = pipe._windows
-    seen = {}
+class Decoding:
+    max_new_tokens, max_span_tokens = 4, 3
 
-    def recording_windows(docs):
-        seen["units"] = windows(docs)
-        return seen["units"]
 
-    def fake_decode(texts, indexes):
-        return [
-            [(j, j + 2, "PERSON", 0.9) for j in range(len(u.part) - 1)
-             if u.part[j].text == "Tim" and u.part[j + 1].text == "Cook"]
-            for u in seen["units"]
-        ]
-
-    monkeypatch.setattr(pipe, "_windows", recording_windows)
-    monkeypatch.setattr(pipe, "_decode", fake_decode)
-    monkeypatch.setattr(pipe, "_text_budget", lambda: 45)
+def test_entities_map_back_once_wherever_the_cuts_fall(trained_nlp):
+    """A stand-in decoder finds every whole "Tim Cook" in each window it reads. Each mention
+    comes out exactly once, at its place in the document; fragments at cuts are dropped."""
+    prompter = trained_nlp.get_pipe("cllmfs_ner")._ready()[0]
     text = " ".join(f"Tim Cook met w{i} ." for i in range(40))
-    doc = trained_nlp(text)
-    units = seen["units"]
+    doc = trained_nlp.make_doc(text)
+    context = windows.prompt_overhead(prompter, Decoding.max_new_tokens) + 45
+    units = windows.units([doc], prompter, context, Decoding)
     assert len(units) > 5
-    assert all(u.encoded.text_end - u.encoded.text_start <= 45 + 2 for u in units)
+    assert all(u.encoded.text_end - u.encoded.text_start <= 45 for u in units)
+    found = []
+    for u in units:
+        hits = [Entity("PERSON", j, j + 2, 0.9) for j in range(len(u.part) - 1)
+                if u.part[j].text == "Tim" and u.part[j + 1].text == "Cook"]
+        # a fragment at each cut: "Cook" at a left cut, "Tim" at a right cut
+        hits += [Entity("PERSON", 0, 1, 0.95)] if u.cut_left else []
+        hits += [Entity("PERSON", len(u.part) - 1, len(u.part), 0.95)] if u.cut_right else []
+        found.append(hits)
+    (merged,) = windows.merge(units, found, 1)
     expected = [m.start() for m in re.finditer("Tim Cook", text)]
-    assert [(e.start_char, e.text, e.label_) for e in doc.ents] == [
-        (start, "Tim Cook", "PERSON") for start in expected
-    ]
+    assert sorted(doc[e.start : e.end].start_char for e in merged) == expected
+    assert all(doc[e.start : e.end].text == "Tim Cook" and e.score == 0.9 for e in merged)
 
 
-def test_long_document_on_the_tiny_model(trained_nlp, monkeypatch):
-    """Real decoding over many windows of whole sentences: each copy of a sentence gets the
-    entities the sentence gets alone."""
-    pipe = trained_nlp.get_pipe("cllmfs_ner")
+def test_merge_keeps_the_best_score_of_a_span_seen_twice():
+    doc = NLP("a b c d e f")
+    units = [windows.Unit(0, 0, doc[0:4], None, False, True),
+             windows.Unit(0, 2, doc[2:6], None, True, False)]
+    found = [[Entity("ORG", 2, 3, 0.4)], [Entity("ORG", 0, 1, 0.4), Entity("ORG", 1, 2, 0.7)]]
+    # window 2's (0, 1) touches its left cut: dropped; (1, 2) is doc token 3
+    assert windows.merge(units, found, 1) == [[Entity("ORG", 2, 3, 0.4), Entity("ORG", 3, 4, 0.7)]]
+    found = [[Entity("ORG", 2, 3, 0.4)], [Entity("ORG", 1, 2, 0.7)]]
+    units[1] = windows.Unit(0, 1, doc[1:5], None, False, False)
+    assert windows.merge(units, found, 1) == [[Entity("ORG", 2, 3, 0.7)]]
+
+
+def test_long_document_on_the_tiny_model(trained_nlp, tmp_path):
+    """Real decoding over many windows of whole sentences, on a model whose context holds one
+    sentence: each copy of a sentence gets the entities the sentence gets alone."""
     sentence = "Tim Cook said Apple will open an office in Lagos."
     alone = [(e.start_char, e.end_char, e.label_) for e in trained_nlp(sentence).ents]
     assert alone
-    encoded = pipe._prompter.encode_text(sentence)
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    prompter = pipe._ready()[0]
+    encoded = prompter.encode_text(sentence)
     one_sentence = encoded.text_end - encoded.text_start  # a window holds one, not two
-    monkeypatch.setattr(pipe, "_text_budget", lambda: one_sentence + 2)
-    doc = trained_nlp.make_doc(" ".join([sentence] * 12))
+    positions = windows.prompt_overhead(prompter, pipe.decoding.max_new_tokens) + one_sentence + 2
+    trained_nlp.to_disk(tmp_path)
+    # max_span_tokens 6 (the entities here are shorter): the window check wants 4 x 6 <= 27.
+    short = spacy.load(tmp_path, config={"components": {"cllmfs_ner": {
+        "model": {"base_model": {"max_positions": positions}}, "decoding": {"max_span_tokens": 6}}}})
+    doc = short.make_doc(" ".join([sentence] * 12))
     for token in doc:
         token.is_sent_start = token.i == 0 or doc[token.i - 1].text == "."
-    assert len(pipe._windows([doc])) == 12
-    doc = pipe(doc)
+    short_pipe = short.get_pipe("cllmfs_ner")
+    assert len(windows.units([doc], short_pipe._ready()[0], positions, short_pipe.decoding)) == 12
+    doc = short_pipe(doc)
     step = len(sentence) + 1
     assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
         (start + k * step, end + k * step, label) for k in range(12) for start, end, label in alone

@@ -14,9 +14,12 @@ TRAIN = [
 ]
 
 
-def tiny_nlp(labels=LABELS, **config):
+def tiny_nlp(labels=LABELS, *, base_model=None, **config):
+    """A pipeline with cllmfs_ner on the tiny model. Blocks such as decoding={...} or
+    loss={...} are merged into the component's defaults."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "base_model": TINY, **config})
+    model = {"base_model": {**TINY, **(base_model or {})}}
+    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "model": model, **config})
     return nlp
 
 

@@ -19,6 +19,7 @@ Usage: python scripts/benchmark.py OUTPUT_JSON [--data DATA_DIR] [--pipeline PAT
        [--docs 100] [--naive-docs 8] [--train-steps 8]
 """
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -34,7 +35,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam
 
-from spacy_cllmfs.fewshot import read_docs
+from spacy_cllmfs.corpus import read_docs
 
 TARGETS = {"pipeline_over_limit": 0.5, "pipeline_over_naive": 10.0, "peak_rss_mb": 1536,
            "load_warm_s": 5.0, "train_over_plain": 0.7}
@@ -74,7 +75,7 @@ def timed(fn):
 @torch.inference_mode()
 def forward_limit(pipe, token_lists, batch_size: int) -> float:
     """Seconds for a plain batched forward pass (right-padded) over the token lists."""
-    lm, pad = pipe._lm, pipe._prompter.pad_id
+    lm, pad = pipe.language_model.lm, pipe.language_model.tokenizer.pad_token_id
 
     def run():
         for i in range(0, len(token_lists), batch_size):
@@ -106,7 +107,7 @@ def load_times(path: Path):
 
 def training(pipe, examples, steps: int):
     """Tokens/s of update() and of a plain forward+backward pass over the same batches."""
-    lm = pipe._lm
+    lm = pipe.language_model.lm
     optimizer = Adam(1e-4)
     batches = [examples[2 * i : 2 * i + 2] for i in range(steps + 1)]
     plain_s = train_s = tokens = 0
@@ -136,7 +137,8 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     nlp.initialize()
     pipe = nlp.get_pipe("cllmfs_ner")
     texts = [doc.text for doc in test[:n_docs]]
-    doc_tokens = [pipe._prompter.encode_text(t).ids for t in texts]
+    prompter, _ = pipe._ready()
+    doc_tokens = [prompter.encode_text(t).ids for t in texts]
     n_tokens = sum(len(t) for t in doc_tokens)
     print(f"{len(texts)} texts, {n_tokens} model tokens, {len(labels)} types {labels}; {source}")
 
@@ -149,10 +151,10 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     subset = texts[:n_naive]
     subset_tokens = sum(len(t) for t in doc_tokens[:n_naive])
     fast_s, fast_docs = timed(lambda: list(nlp.pipe(subset, batch_size=64)))
-    pipe.reuse_cache, batch_size = False, pipe.generation_batch_size
-    pipe.generation_batch_size = 1
+    fast = pipe.decoding
+    pipe.decoding = dataclasses.replace(fast, reuse_cache=False, batch_size=1)
     naive_s, naive_docs = timed(lambda: list(nlp.pipe(subset, batch_size=1)))
-    pipe.reuse_cache, pipe.generation_batch_size = True, batch_size
+    pipe.decoding = fast
 
     examples = [Example(nlp.make_doc(d.text), d) for d in train if d.ents][: 2 * (n_train + 1)]
     train_tps, plain_tps = training(pipe, examples, n_train)
@@ -164,8 +166,8 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
 
     result = {
         "machine": f"{platform.processor() or platform.machine()}, "
-                   f"{torch.get_num_threads()} torch threads, device {pipe._lm.device}",
-        "model": pipe.base_model.name,
+                   f"{torch.get_num_threads()} torch threads, device {pipe.language_model.device}",
+        "model": pipe.language_model.base_model.name,
         "texts": source,
         "docs": len(texts),
         "doc_tokens": n_tokens,

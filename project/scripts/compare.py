@@ -18,11 +18,15 @@ default config, whose patience needs a dev corpus: it gets the shots themselves.
 
 Usage: python scripts/compare.py CONFIG NER_CONFIG CORPUS_DIR WORK_DIR METRICS_DIR
            --ways 3 --shots 5 10 --seeds 1 2 3 [--test-limit 500] [--jobs 2]
-Reads CORPUS_DIR/train.spacy and test.spacy (--split dev: dev.spacy, to choose settings). Each run's scores go to
-WORK_DIR/runs/<system>_k<K>_seed<S>.json and are reused when the command runs again (delete
-them to redo). Writes METRICS_DIR/compare.json, compare.md and compare.png.
+Reads CORPUS_DIR/train.spacy and test.spacy (--split dev: dev.spacy, to choose settings). Each
+run's scores go to WORK_DIR/runs/<system>_k<K>_seed<S>-<key>.json, where <key> is a hash of
+what determines the run (the config file's text, the system's overrides, the data files, N, K,
+the seed, the split and its subset): a run is reused only when all of these are unchanged, so
+after a config change the command re-runs what the change touches. Writes
+METRICS_DIR/compare.json, compare.md and compare.png.
 """
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -36,15 +40,42 @@ import spacy
 import srsly
 from spacy.tokens import Doc, DocBin
 
-from spacy_cllmfs.fewshot import read_docs, sample_episode
+from spacy_cllmfs.corpus import read_docs
+from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.scoring import aggregate, strict_scores
 
 SYSTEMS = ("cllmfs", "no_contrastive", "no_noise", "spacy_ner", "spacy_llm_icl", "zero_shot")
 ABLATIONS = {
     "cllmfs": [],
-    "no_contrastive": ["--components.cllmfs_ner.contrastive_weight", "0"],
-    "no_noise": ["--components.cllmfs_ner.noise", "0"],
+    "no_contrastive": ["--components.cllmfs_ner.loss.weight", "0"],
+    "no_noise": ["--components.cllmfs_ner.loss.noise", "0"],
 }
+
+
+def _digest(path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def run_key(args, name: str, k: int, seed: int) -> str:
+    """A hash of what determines a run. The zero-shot system sees no shots: K is left out,
+    so its run serves every K of a seed (same types, same test sentences)."""
+    config = args.ner_config if name == "spacy_ner" else args.config
+    parts = {
+        "system": name, "config": Path(config).read_text(encoding="utf8"),
+        "overrides": [str(o) for o in {**ABLATIONS, **args.variants}.get(name, [])],
+        "train": _digest(args.corpus / "train.spacy"),
+        "eval": _digest(args.corpus / f"{args.split}.spacy"), "split": args.split,
+        "test_limit": args.test_limit, "ways": args.ways, "k": k, "seed": seed,
+        "dev": _digest(args.dev) if args.dev else None,
+        "icl_max_new_tokens": args.icl_max_new_tokens if name == "spacy_llm_icl" else None,
+    }
+    if name == "zero_shot":
+        parts.pop("k")
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf8")).hexdigest()[:12]
+
+
+def run_path(args, name: str, k: int, seed: int) -> Path:
+    return args.work / "runs" / f"{name}_k{k}_seed{seed}-{run_key(args, name, k, seed)}.json"
 
 
 def test_subset(docs, limit: int):
@@ -74,7 +105,7 @@ def icl_pipeline(config_path: Path, labels, shots_path: Path, max_new_tokens: in
     """spacy-llm's NER.v3 on the CLLMFS config's base model, the shots as its examples."""
     from spacy.training import Example
 
-    base = spacy.util.load_config(config_path)["components"]["cllmfs_ner"]["base_model"]
+    base = spacy.util.load_config(config_path)["components"]["cllmfs_ner"]["model"]["base_model"]
     nlp = spacy.blank("en")
     nlp.add_pipe("llm", config={
         "task": {"@llm_tasks": "spacy.NER.v3", "labels": list(labels)},
@@ -116,13 +147,14 @@ def run_unit(args, k: int, seed: int, threads: int):
     written = []
 
     def done(name):
-        return (runs / f"{name}_k{k}_seed{seed}.json").exists()
+        return run_path(args, name, k, seed).exists()
 
     def save(name, result, started):
         result = {**result, "system": name, "shots": k, "seed": seed, "types": types,
                   "train_docs": len(indices), "test_docs": len(test),
+                  "key": run_key(args, name, k, seed),
                   "seconds": round(time.time() - started, 1)}
-        srsly.write_json(runs / f"{name}_k{k}_seed{seed}.json", result)
+        srsly.write_json(run_path(args, name, k, seed), result)
         written.append(name)
         print(f"k={k} seed={seed} {name}: F1 {100 * result['f1']:.1f} "
               f"({result['seconds']:.0f} s)", flush=True)
@@ -147,13 +179,13 @@ def run_unit(args, k: int, seed: int, threads: int):
         save("spacy_llm_icl", score(nlp, test, types, 8), started)
     if "zero_shot" in args.systems and not done("zero_shot"):
         started = time.time()
-        # Untrained, so K does not matter: reuse this seed's run at another K (same types).
-        for path in sorted(runs.glob(f"zero_shot_k*_seed{seed}.json")):
+        # Untrained, so K does not matter: reuse this seed's run at another K (same key).
+        key = run_key(args, "zero_shot", k, seed)
+        for path in sorted(runs.glob(f"zero_shot_k*_seed{seed}-{key}.json")):
             other = srsly.read_json(path)
-            if other["types"] == types and other["test_docs"] == len(test):
-                other.pop("seconds", None)
-                save("zero_shot", {**other, "reused_from": path.name}, started)
-                break
+            other.pop("seconds", None)
+            save("zero_shot", {**other, "reused_from": path.name}, started)
+            break
     if "zero_shot" in args.systems and not done("zero_shot"):
         started = time.time()
         out = work / "zero_shot"
@@ -162,12 +194,13 @@ def run_unit(args, k: int, seed: int, threads: int):
     return written
 
 
-def summarise(work: Path, metrics: Path, shots, seeds, names, settings) -> dict:
+def summarise(args, names, settings) -> dict:
+    metrics, shots, seeds = args.metrics, args.shots, args.seeds
     systems = {}
     for name in names:
         by_k = {}
         for k in shots:
-            paths = [work / "runs" / f"{name}_k{k}_seed{s}.json" for s in seeds]
+            paths = [run_path(args, name, k, s) for s in seeds]
             found = [srsly.read_json(p) for p in paths if p.exists()]
             if not found:
                 continue
@@ -292,7 +325,7 @@ def main() -> None:
         "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},
     }
     names = [s for s in SYSTEMS if s in args.systems] + list(args.variants)
-    result = summarise(args.work, args.metrics, args.shots, args.seeds, names, settings)
+    result = summarise(args, names, settings)
     if not args.summarise_only:
         print(f"compare: {time.time() - started:.0f} s")
     print((args.metrics / "compare.md").read_text(encoding="utf8"))

@@ -3,8 +3,8 @@ per-type precision/recall/F1, mean and standard deviation over seeds.
 
 Usage: python scripts/evaluate.py CORPUS_DIR MODELS_DIR METRICS_DIR --domains news
        --seeds 1 2 [--stage model-best] --name trained [--gpu-id 0]
-Reads MODELS_DIR/<domain>/seed<S>[/<stage>], writes METRICS_DIR/<domain>_<name>.json and
-rewrites METRICS_DIR/results.md from every metrics JSON in METRICS_DIR.
+Reads MODELS_DIR/<domain>/seed<S>[/<stage>], writes METRICS_DIR/<name>/<domain>.json and
+rewrites METRICS_DIR/results.md (one row <domain>_<name> per metrics JSON under METRICS_DIR).
 Each pipeline is scored on the types it was trained for (the seed's N types): gold entities
 of other types are left out, as Few-NERD does.
 """
@@ -16,7 +16,7 @@ import srsly
 from spacy.tokens import Doc
 from tqdm import tqdm
 
-from spacy_cllmfs.fewshot import read_docs
+from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.scoring import aggregate, markdown_table, strict_scores
 
 
@@ -30,7 +30,7 @@ def score(model_dir: Path, gold, desc: str):
 
 
 def main(corpus, models, metrics, domains, seeds, stage, name) -> None:
-    metrics.mkdir(parents=True, exist_ok=True)
+    (metrics / name).mkdir(parents=True, exist_ok=True)
     for domain in domains:
         gold = read_docs(corpus / domain / "test.spacy", spacy.blank("en").vocab)
         runs = [
@@ -39,13 +39,13 @@ def main(corpus, models, metrics, domains, seeds, stage, name) -> None:
         ]
         result = {**aggregate(runs), "seeds": list(seeds), "runs": runs,
                   "test_docs": len(gold), "stage": stage}
-        srsly.write_json(metrics / f"{domain}_{name}.json", result)
+        srsly.write_json(metrics / name / f"{domain}.json", result)
         print(f"{domain} {name}: F1 {100 * result['f1']:.1f} ± {100 * result['f1_std']:.1f}")
     rows = {}
-    for path in sorted(metrics.glob("*.json")):
+    for path in sorted(metrics.glob("*/*.json")):
         data = srsly.read_json(path)
         if isinstance(data, dict) and "f1_std" in data:
-            rows[path.stem] = data
+            rows[f"{path.stem}_{path.parent.name}"] = data
     table = markdown_table(rows)
     (metrics / "results.md").write_text(table, encoding="utf8")
     print(table)

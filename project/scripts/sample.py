@@ -13,7 +13,8 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from spacy_cllmfs.fewshot import read_docs, sample_episode
+from spacy_cllmfs.corpus import read_docs
+from spacy_cllmfs.fewshot import sample_episode
 
 
 def main(corpus: Path, shots_dir: Path, domains, ways: int, shots: int, seeds) -> None:

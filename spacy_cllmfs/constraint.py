@@ -16,7 +16,7 @@ document holds it.
 """
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from transformers import LogitsProcessor
@@ -26,6 +26,17 @@ from .prompts import Prompter
 _END = -1  # trie key under which a node stores the ids of the span that ends there
 
 SpanIds = Tuple[int, ...]
+
+
+class Entity(NamedTuple):
+    """One predicted entity: what every decoder returns and the component writes."""
+
+    label: str
+    start: int  # spaCy token offsets in the document (or window) that was read
+    end: int
+    # geometric mean probability of the entity's tokens and its closing delimiter, under the
+    # model's unconstrained distribution
+    score: float
 
 
 @dataclass
@@ -92,12 +103,16 @@ class _Sequence:
 class SpanConstraint(LogitsProcessor):
     """Masks the logits so that each row generates `( open span close )* eos`.
 
-    rows: one SpanIndex per batch row. Also records, per entity, the mean log-probability under
-    the model's unconstrained distribution of the entity's tokens and its closing delimiter.
+    indexes, labels: the SpanIndex and the entity type of each batch row. Also records, per
+    entity, the mean log-probability under the model's unconstrained distribution of the
+    entity's tokens and its closing delimiter.
     """
 
-    def __init__(self, rows: Sequence[SpanIndex], prompter: Prompter):
-        self.seqs = [_Sequence(index) for index in rows]
+    def __init__(self, indexes: Sequence[SpanIndex], labels: Sequence[str], prompter: Prompter):
+        if len(indexes) != len(labels):
+            raise ValueError(f"{len(indexes)} span indexes for {len(labels)} labels.")
+        self.seqs = [_Sequence(index) for index in indexes]
+        self.labels = list(labels)
         self.open_ids = prompter.open_ids
         self.eos_id = prompter.eos_id
         self._logp: Optional[torch.Tensor] = None
@@ -181,10 +196,15 @@ class SpanConstraint(LogitsProcessor):
             seq.used[ids] += 1
             seq.mode = _OUT
 
-    def entities(self, row: int) -> List[Tuple[int, int, float]]:
-        """(start, end, mean log-probability) of each entity that row generated."""
+    def entities(self, row: int) -> List[Entity]:
+        """The entities that row generated, in the order it wrote them."""
         seq = self.seqs[row]
         return [
-            seq.index.occurrences[ids][k] + (logp,)
+            Entity(self.labels[row], *seq.index.occurrences[ids][k], _probability(logp))
             for ids, k, logp in seq.found
         ]
+
+
+def _probability(logp: float) -> float:
+    # In float32, the precision of the log-probabilities it comes from.
+    return float(torch.tensor(logp).exp())

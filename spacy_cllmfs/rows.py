@@ -6,7 +6,7 @@ response. Overlapping gold spans of one type are kept as spaCy stores them (doc.
 overlap).
 """
 from dataclasses import dataclass
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import torch
 
@@ -27,11 +27,11 @@ class Row:
     layout: Layout
 
 
-def build_rows(docs: Iterable, prompter: Prompter) -> List[Row]:
+def build_rows(docs: Iterable, prompter: Prompter, labels: Sequence[str]) -> List[Row]:
     rows = []
     for doc in docs:
         text = prompter.encode_text(doc.text)
-        for label in prompter.labels:
+        for label in labels:
             ents = [e for e in doc.ents if e.label_ == label]
             spans = prompter.encode_spans([e.text for e in ents])
             rows.append(

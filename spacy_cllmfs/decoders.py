@@ -1,0 +1,98 @@
+"""The two decoders behind one interface, and the settings that choose between them.
+
+Both decode every (text, entity type) row greedily under the SpanConstraint and return, per
+text, a list of `Entity` (label, start, end, score):
+- `CachedDecoder` (cached_decoder.py, the default) computes each shared part of the prompts
+  once (the instruction prefix, each text) and decodes all rows of a batch together;
+- `PlainDecoder` runs transformers' `generate` on full prompts. It is the reference the cached
+  one is tested against, and the fallback for models whose cache layout the fast path does not
+  handle.
+"""
+from dataclasses import dataclass
+from typing import List, Protocol, Sequence
+
+import torch
+from spacy.util import minibatch, registry
+
+from .cached_decoder import CachedDecoder
+from .constraint import Entity, SpanConstraint, SpanIndex
+from .generation import greedy_config, left_pad
+from .prompts import EncodedText, Prompter
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    """How answers are generated. batch_size counts (text, type) rows, in both decoders."""
+
+    max_new_tokens: int = 64
+    max_span_tokens: int = 8
+    batch_size: int = 48
+    reuse_cache: bool = True
+
+    def __post_init__(self):
+        for key in ("max_new_tokens", "max_span_tokens", "batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"decoding.{key} must be an integer >= 1, got {value!r}.")
+
+    def build(self, lm, prompter: Prompter) -> "Decoder":
+        decoder = CachedDecoder if self.reuse_cache else PlainDecoder
+        return decoder(lm, prompter, self)
+
+
+@registry.misc("spacy_cllmfs.Decoding.v1")
+def decoding(
+    max_new_tokens: int = 64,
+    max_span_tokens: int = 8,
+    batch_size: int = 48,
+    reuse_cache: bool = True,
+) -> DecoderSettings:
+    """[components.cllmfs_ner.decoding]: constrained greedy decoding."""
+    return DecoderSettings(max_new_tokens, max_span_tokens, batch_size, reuse_cache)
+
+
+class Decoder(Protocol):
+    def decode(
+        self, texts: Sequence[EncodedText], indexes: Sequence[SpanIndex], labels: Sequence[str]
+    ) -> List[List[Entity]]:
+        """The entities of every type in every text (one list per text)."""
+
+    def forget_prefix(self) -> None:
+        """Drop what was computed from the weights; call it whenever they change."""
+
+
+class PlainDecoder:
+    def __init__(self, lm, prompter: Prompter, settings: DecoderSettings):
+        self.lm, self.prompter, self.settings = lm, prompter, settings
+
+    def forget_prefix(self) -> None:
+        pass  # nothing is cached
+
+    def decode(self, texts, indexes, labels) -> List[List[Entity]]:
+        found: List[List[Entity]] = [[] for _ in texts]
+        rows = [(i, label) for i in range(len(texts)) for label in labels]
+        for chunk in minibatch(rows, self.settings.batch_size):
+            prompts = [self.prompter.prompt_ids(texts[i], label) for i, label in chunk]
+            constraint = SpanConstraint(
+                [indexes[i] for i, _ in chunk], [label for _, label in chunk], self.prompter
+            )
+            self._generate(prompts, constraint)
+            for row, (i, _) in enumerate(chunk):
+                found[i].extend(constraint.entities(row))
+        return found
+
+    @torch.inference_mode()
+    def _generate(self, prompts: Sequence[Sequence[int]], constraint: SpanConstraint) -> None:
+        from transformers import LogitsProcessorList
+
+        pad = self.prompter.pad_id
+        input_ids, mask = left_pad(prompts, pad, self.lm.device)
+        output = self.lm.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            generation_config=greedy_config(
+                self.settings.max_new_tokens, self.prompter.eos_id, pad
+            ),
+            logits_processor=LogitsProcessorList([constraint]),
+        )
+        constraint.finish(output[:, input_ids.shape[1]:])

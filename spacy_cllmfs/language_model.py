@@ -1,0 +1,99 @@
+"""The model's lifecycle in one holder: the base model, its LoRA adapter and its tokenizer.
+
+`LanguageModel` loads the base weights on demand (never while a config is validated), attaches
+a fresh adapter or a saved one, saves the adapter in PEFT's format, and takes the LoRA layers
+off again to reuse the base weights for a new adapter. The component and the spacy-llm bridge
+both use it. It is a torch module, so that thinc's PyTorchShim sees the adapter's parameters
+(and trains them) once they exist; the registered architecture below wraps it as spaCy
+components expect their model.
+"""
+from pathlib import Path
+from typing import Optional
+
+import torch
+from spacy.util import registry
+from thinc.api import Model, PyTorchShim
+
+from . import adapter
+from .loading import BaseModelSpec
+
+
+class LanguageModel(torch.nn.Module):
+    def __init__(self, base_model: BaseModelSpec, lora=None):
+        super().__init__()
+        self.base_model = base_model  # a spec: no weights until something needs them
+        self.lora = lora  # peft's LoraConfig for fresh adapters (None: load saved ones only)
+        self.lm = None  # the peft model (or the bare base model), once loaded
+        self.tokenizer = None
+        self.identity: Optional[dict] = None  # the base's name and fingerprint
+
+    @property
+    def loaded(self) -> bool:
+        return self.lm is not None
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm.device
+
+    @property
+    def base(self):
+        """The transformers model under the adapter."""
+        return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+
+    @property
+    def context(self) -> Optional[int]:
+        """The model's context size in tokens (None if its config does not say)."""
+        return getattr(self.base.config, "max_position_embeddings", None)
+
+    def attach_fresh(self) -> None:
+        """A fresh LoRA adapter on the base model (reusing the loaded base weights)."""
+        if self.lora is None:
+            raise ValueError("This LanguageModel has no LoRA config to attach a fresh adapter.")
+        self._set(adapter.attach(self._take_base(), self.lora))
+
+    def load_adapter(self, folder: Optional[Path]) -> None:
+        """The adapter saved at `folder` (PEFT format) on the base model; None: the base alone."""
+        base = self._take_base()
+        if folder is None:
+            self._set(base)
+            return
+        identity = adapter.identity(base, self.base_model.name)
+        self._set(adapter.load(base, Path(folder), identity))
+
+    def save_adapter(self, folder: Path) -> None:
+        """Save the adapter (PEFT format) to `folder`, replacing an older one only when whole."""
+        adapter.save_replacing(self.lm, folder, self.identity)
+
+    def _take_base(self):
+        """The base weights: taken off the current adapter if loaded, else loaded now."""
+        if self.lm is None:
+            base, self.tokenizer = self.base_model.load()
+            return base
+        base = self.lm.unload() if hasattr(self.lm, "unload") else self.lm
+        self.lm = None
+        return base
+
+    def _set(self, lm) -> None:
+        lm.eval()
+        self.lm = lm
+        self.identity = adapter.identity(self.base, self.base_model.name)
+
+
+def _no_forward(model, inputs, is_train):
+    raise NotImplementedError(
+        "The cllmfs_ner component drives its language model directly (model.attrs"
+        "['language_model']); this thinc model exists for spaCy's trainer (its shim)."
+    )
+
+
+@registry.architectures("spacy_cllmfs.CausalLMLoRA.v1")
+def causal_lm_lora(base_model: BaseModelSpec, lora) -> Model:
+    """[components.cllmfs_ner.model]: a causal LM of the LLaMA family with a LoRA adapter.
+    No weights load here; they load on initialize, on first use or in from_disk."""
+    holder = LanguageModel(base_model, lora)
+    return Model(
+        "cllmfs_causal_lm_lora",
+        _no_forward,
+        shims=[PyTorchShim(holder)],
+        attrs={"language_model": holder},
+    )
