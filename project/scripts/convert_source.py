@@ -1,0 +1,123 @@
+"""Convert the general NER corpora of the source stage to DocBins, with a held-out split.
+
+Reads SOURCE_DIR laid out as `spacy project assets` (or ../shared/data/source) lays it out and
+writes CORPUS_DIR/<corpus>/train.spacy, heldout.spacy and types.json (the types that corpus
+annotates: a sentence is a true "none" only for those). The formats differ:
+
+  wikigold   wikigold/wikigold.conll       `token TAG`, IOB1, -DOCSTART- between documents
+  sec        sec-filings/{train,test}.conll `token POS - TAG`, IOB1, -DOCSTART- lines
+  anem       anem/{train,test}.conll       `token start end TAG`, IOB2
+  uner       uner-ewt/{dev,test}.iob2      `index<TAB>token<TAB>TAG<TAB>...`, `#` comment lines
+  re3d       re3d/<source>/all.conll       `token<TAB>TAG`, IOB2 (only if the folder is there)
+
+Tags become IOB2 (an I- tag that does not continue an entity of its type opens one). Held out:
+the corpus's own test file where it has one (sec, anem, uner; uner trains on its dev file);
+else every 5th document (wikigold) or every 5th sentence (re3d, whose files do not mark
+documents).
+
+Usage: python scripts/convert_source.py SOURCE_DIR CORPUS_DIR [--corpora wikigold sec ...]
+"""
+import argparse
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import spacy
+import srsly
+from spacy.tokens import Doc, DocBin
+
+Sentence = List[Tuple[str, str]]  # (token, tag)
+# corpus -> (token column, tag column, comment prefix or None)
+COLUMNS = {"wikigold": (0, -1, None), "sec": (0, -1, None), "anem": (0, -1, None),
+           "uner": (1, 2, "#"), "re3d": (0, -1, None)}
+
+
+def read_documents(path: Path, corpus: str) -> List[List[Sentence]]:
+    """Documents (split at -DOCSTART- lines; one document when there is none) of sentences."""
+    token_col, tag_col, comment = COLUMNS[corpus]
+    documents: List[List[Sentence]] = [[]]
+    sentence: Sentence = []
+    for line in path.read_text(encoding="utf8").splitlines() + [""]:
+        if comment and line.startswith(comment):
+            continue
+        columns = line.split("\t") if "\t" in line else line.split()
+        if not columns:
+            if sentence:
+                documents[-1].append(sentence)
+                sentence = []
+            continue
+        if columns[0] == "-DOCSTART-":
+            if sentence:
+                documents[-1].append(sentence)
+                sentence = []
+            if documents[-1]:
+                documents.append([])
+            continue
+        sentence.append((columns[token_col], columns[tag_col]))
+    return [doc for doc in documents if doc]
+
+
+def to_iob2(tags: List[str]) -> List[str]:
+    out = []
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            previous = out[i - 1] if i else "O"
+            if previous == "O" or previous[2:] != tag[2:]:
+                tag = "B-" + tag[2:]
+        out.append(tag)
+    return out
+
+
+def to_doc(vocab, sentence: Sentence) -> Doc:
+    words = [token for token, _ in sentence]
+    return Doc(vocab, words=words, ents=to_iob2([tag for _, tag in sentence]))
+
+
+def splits(source: Path, corpus: str) -> Tuple[List[Sentence], List[Sentence]]:
+    """(train, held-out) sentences of one corpus."""
+    def sentences(path):
+        return [s for doc in read_documents(path, corpus) for s in doc]
+
+    if corpus == "sec":
+        return sentences(source / "sec-filings/train.conll"), sentences(source / "sec-filings/test.conll")
+    if corpus == "anem":
+        return sentences(source / "anem/train.conll"), sentences(source / "anem/test.conll")
+    if corpus == "uner":
+        return sentences(source / "uner-ewt/dev.iob2"), sentences(source / "uner-ewt/test.iob2")
+    if corpus == "wikigold":
+        docs = read_documents(source / "wikigold/wikigold.conll", corpus)
+        train = [s for i, d in enumerate(docs) if i % 5 != 4 for s in d]
+        return train, [s for i, d in enumerate(docs) if i % 5 == 4 for s in d]
+    found = [s for path in sorted((source / "re3d").glob("*/all.conll"))
+             for s in sentences(path)]
+    return ([s for i, s in enumerate(found) if i % 5 != 4],
+            [s for i, s in enumerate(found) if i % 5 == 4])
+
+
+def main(source: Path, corpus_dir: Path, corpora: List[str]) -> Dict[str, Dict]:
+    vocab = spacy.blank("en").vocab
+    counts = {}
+    for corpus in corpora:
+        train, heldout = splits(source, corpus)
+        if not train:
+            raise SystemExit(f"No sentences for {corpus} under {source}.")
+        out = corpus_dir / corpus
+        out.mkdir(parents=True, exist_ok=True)
+        docs = {name: [to_doc(vocab, s) for s in part]
+                for name, part in (("train", train), ("heldout", heldout))}
+        for name, part in docs.items():
+            DocBin(docs=part).to_disk(out / f"{name}.spacy")
+        types = sorted({e.label_ for part in docs.values() for d in part for e in d.ents})
+        srsly.write_json(out / "types.json", types)
+        counts[corpus] = {"train": len(train), "heldout": len(heldout), "types": types,
+                          "no_entity": sum(not d.ents for d in docs["train"])}
+        print(corpus, counts[corpus])
+    return counts
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--corpora", nargs="+", default=list(COLUMNS), choices=list(COLUMNS))
+    args = parser.parse_args()
+    main(args.source, args.corpus, args.corpora)

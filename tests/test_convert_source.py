@@ -1,0 +1,66 @@
+"""The source-stage converter on small files in each corpus's format (sentences written for
+this test, not taken from the corpora)."""
+import importlib.util
+from pathlib import Path
+
+import spacy
+import srsly
+
+from spacy_cllmfs.corpus import read_docs
+
+SCRIPT = Path(__file__).parent.parent / "project" / "scripts" / "convert_source.py"
+spec = importlib.util.spec_from_file_location("convert_source", SCRIPT)
+convert_source = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(convert_source)
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf8")
+
+
+def test_iob1_becomes_iob2():
+    assert convert_source.to_iob2(["I-PER", "I-PER", "O", "I-ORG", "I-LOC", "B-LOC", "I-LOC"]) == [
+        "B-PER", "I-PER", "O", "B-ORG", "B-LOC", "B-LOC", "I-LOC"]
+
+
+def test_every_format_and_its_held_out_split(tmp_path):
+    source = tmp_path / "source"
+    docs = "".join(f"-DOCSTART- O\n\nAna{i} I-PER\nmet O\nBo I-PER\nof O\nAcme I-ORG\n\n" for i in range(5))
+    write(source / "wikigold/wikigold.conll", docs)
+    write(source / "sec-filings/train.conll",
+          "-DOCSTART- -X- O O\n\nThe DT - O\nLender NN - I-ORG\npays VBZ - O\n\nNothing NN - O\n\n")
+    write(source / "sec-filings/test.conll", "Acme NNP - I-ORG\nLtd NNP - I-ORG\n\n")
+    write(source / "anem/train.conll", "Heart 0 5 B-Organ\ncells 6 11 B-Cell\n\n")
+    write(source / "anem/test.conll", "Lung 0 4 B-Organ\n\n")
+    write(source / "uner-ewt/dev.iob2",
+          "# sent_id = a\n# text = Ana flew to New York\n1\tAna\tB-PER\t-\t-\n2\tflew\tO\t-\t-\n"
+          "3\tto\tO\t-\t-\n4\tNew\tB-LOC\t-\t-\n5\tYork\tI-LOC\t-\t-\n\n"
+          "# text = # tags\n1\t#\tO\t-\t-\n2\ttags\tO\t-\t-\n\n")
+    write(source / "uner-ewt/test.iob2", "1\tBo\tB-PER\t-\t-\n\n")
+    write(source / "re3d/A/all.conll", "".join(f"Iraq{i}\tB-Location\nwaits\tO\n\n" for i in range(5)))
+    counts = convert_source.main(source, tmp_path / "corpus", list(convert_source.COLUMNS))
+    vocab = spacy.blank("en").vocab
+
+    def ents(corpus, split):
+        return [[(e.text, e.label_) for e in d.ents]
+                for d in read_docs(tmp_path / "corpus" / corpus / f"{split}.spacy", vocab)]
+
+    # wikigold: 5 documents, the 5th held out; IOB1 "Ana I-PER" opens an entity
+    assert ents("wikigold", "train") == [[(f"Ana{i}", "PER"), ("Bo", "PER"), ("Acme", "ORG")]
+                                         for i in range(4)]
+    assert ents("wikigold", "heldout") == [[("Ana4", "PER"), ("Bo", "PER"), ("Acme", "ORG")]]
+    # sec: the POS columns are skipped, the test file is held out, a sentence without entity kept
+    assert ents("sec", "train") == [[("Lender", "ORG")], []]
+    assert ents("sec", "heldout") == [[("Acme Ltd", "ORG")]]
+    assert counts["sec"]["no_entity"] == 1
+    assert ents("anem", "train") == [[("Heart", "Organ"), ("cells", "Cell")]]
+    # uner: comment lines skipped, a "#" token kept, dev trains and test is held out
+    assert ents("uner", "train") == [[("Ana", "PER"), ("New York", "LOC")], []]
+    second = read_docs(tmp_path / "corpus/uner/train.spacy", vocab)[1]
+    assert [t.text for t in second] == ["#", "tags"]
+    assert ents("uner", "heldout") == [[("Bo", "PER")]]
+    # re3d: every 5th sentence held out
+    assert ents("re3d", "heldout") == [[("Iraq4", "Location")]]
+    assert srsly.read_json(tmp_path / "corpus/anem/types.json") == ["Cell", "Organ"]
+    assert srsly.read_json(tmp_path / "corpus/wikigold/types.json") == ["ORG", "PER"]
