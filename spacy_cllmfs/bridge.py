@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 import torch
 
-from .generation import PrefixCache, greedy_config
+from .generation import PrefixCache, greedy_config, left_pad
 from .language_model import LanguageModel
 from .loading import BaseModelSpec
 
@@ -83,15 +83,12 @@ class CLLMFSModel:
         if any(not row for row in rows):
             raise ValueError("spacy_cllmfs.CLLMFS.v1 was given an empty prompt.")
         prefix = self._shared_prefix(rows)
-        width = max(len(r) - len(prefix) for r in rows)
         pad = tokenizer.pad_token_id
-        ids, mask = [], []
-        for row in rows:
-            rest = row[len(prefix):]
-            ids.append(list(prefix) + [pad] * (width - len(rest)) + rest)
-            mask.append([1] * len(prefix) + [0] * (width - len(rest)) + [1] * len(rest))
-        ids = torch.tensor(ids, device=lm.device)
-        mask = torch.tensor(mask, device=lm.device)
+        # The prefix, then each row's rest padded on the left.
+        rest, rest_mask = left_pad([r[len(prefix):] for r in rows], pad, lm.device)
+        head = torch.tensor(prefix, dtype=rest.dtype, device=lm.device).expand(len(rows), -1)
+        ids = torch.cat([head, rest], dim=1)
+        mask = torch.cat([rest_mask.new_ones(len(rows), len(prefix)), rest_mask], dim=1)
         config = greedy_config(self.max_new_tokens, tokenizer.eos_token_id, pad,
                                stop_strings=self.stop or None)
         kwargs = {"cache": self.prefix.expand(len(rows))} if prefix else {}

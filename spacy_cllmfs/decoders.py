@@ -52,6 +52,8 @@ def decoding(
 
 
 class Decoder(Protocol):
+    lm: object  # the model it decodes with
+
     def decode(
         self, texts: Sequence[EncodedText], indexes: Sequence[SpanIndex], labels: Sequence[str]
     ) -> List[List[Entity]]:

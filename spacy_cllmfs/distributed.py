@@ -96,7 +96,8 @@ class Annotator:
             if text is not None:
                 out["ents"] = entities(next(docs))
             lines.append(json.dumps(out, ensure_ascii=False))
-        return {"out": np.array(lines, dtype=object)}
+        errors = [text is None for _, text in parsed]
+        return {"out": np.array(lines, dtype=object), "error": np.array(errors, dtype=bool)}
 
 
 def _parquet_lines(frame) -> Dict:
@@ -164,7 +165,7 @@ def run(pipeline: str, source: Path, output_dir: Path, *, actors: int = 1,
                 for row in annotated.iter_rows():
                     out.write(row["out"] + "\n")
                     summary["records"] += 1
-                    summary["errors"] += '"error":' in row["out"]
+                    summary["errors"] += bool(row["error"])
             os.replace(partial, shard)
     finally:
         summary["seconds"] = round(time.perf_counter() - start, 2)

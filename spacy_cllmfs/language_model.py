@@ -49,16 +49,14 @@ class LanguageModel(torch.nn.Module):
         """A fresh LoRA adapter on the base model (reusing the loaded base weights)."""
         if self.lora is None:
             raise ValueError("This LanguageModel has no LoRA config to attach a fresh adapter.")
-        self._set(adapter.attach(self._take_base(), self.lora))
+        base = self._take_base()
+        self._set(adapter.attach(base, self.lora), adapter.identity(base, self.base_model.name))
 
     def load_adapter(self, folder: Optional[Path]) -> None:
         """The adapter saved at `folder` (PEFT format) on the base model; None: the base alone."""
         base = self._take_base()
-        if folder is None:
-            self._set(base)
-            return
         identity = adapter.identity(base, self.base_model.name)
-        self._set(adapter.load(base, Path(folder), identity))
+        self._set(base if folder is None else adapter.load(base, Path(folder), identity), identity)
 
     def save_adapter(self, folder: Path) -> None:
         """Save the adapter (PEFT format) to `folder`, replacing an older one only when whole."""
@@ -73,10 +71,9 @@ class LanguageModel(torch.nn.Module):
         self.lm = None
         return base
 
-    def _set(self, lm) -> None:
+    def _set(self, lm, identity: dict) -> None:
         lm.eval()
-        self.lm = lm
-        self.identity = adapter.identity(self.base, self.base_model.name)
+        self.lm, self.identity = lm, identity
 
 
 def _no_forward(model, inputs, is_train):

@@ -251,7 +251,6 @@ class CLLMFSNer(TrainablePipe):
             )))
         self._require_labels()
         self.language_model.attach_fresh()
-        self._prompter = None
 
     # -- serialization ----------------------------------------------------------------------
 
@@ -277,7 +276,6 @@ class CLLMFSNer(TrainablePipe):
         folder = adapter.saved_folder(path / "adapter")
         if folder is not None:
             self.language_model.load_adapter(folder)
-            self._prompter = None
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
@@ -311,16 +309,16 @@ class CLLMFSNer(TrainablePipe):
 
     def _ready(self) -> Tuple[Prompter, Decoder]:
         """The prompter and decoder for the current labels and weights; loads the base model
-        and a fresh adapter on first use, if nothing loaded them yet."""
+        and a fresh adapter on first use, if nothing loaded them yet. A new adapter (initialize,
+        from_disk) is a new model object, so the decoder built for the old one is replaced."""
         self._require_labels()
         lm = self.language_model
         if not lm.loaded:
             lm.attach_fresh()
-            self._prompter = None
-        if self._prompter is None:
+        if self._prompter is None or self._prompter.tokenizer is not lm.tokenizer:
             self._prompter = Prompter(lm.tokenizer, self.template, self.cfg["labels"])
             self._decoder = None
-        if self._decoder is None:
+        if self._decoder is None or self._decoder.lm is not lm.lm:
             self._decoder = self.decoding.build(lm.lm, self._prompter)
         return self._prompter, self._decoder
 

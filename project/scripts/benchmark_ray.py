@@ -22,21 +22,14 @@ import psutil
 import spacy
 import torch
 
+from benchmark import load_data  # the sibling script: same texts as the speed benchmark
 from spacy_cllmfs.distributed import run
 
 
 def texts_from(data: Path, n_docs: int):
-    conll = data / "test.conll" if data else None
-    if conll and conll.exists():
-        sentences = conll.read_text(encoding="utf8").split("\n\n")
-        words = [[line.split("\t")[0] for line in s.splitlines() if line.strip()] for s in sentences]
-        return "WNUT-17 test", [" ".join(w) for w in words if w][:n_docs]
-    from spacy_cllmfs.corpus import read_docs
-
-    vocab = spacy.blank("en").vocab
-    docs = read_docs(Path("corpus/news/test.spacy"), vocab) + read_docs(
-        Path("corpus/recipes/test.spacy"), vocab)
-    return "bundled sample test", [d.text for d in docs][:n_docs]
+    """The benchmark's texts (benchmark.py's reader): words joined by single spaces."""
+    source, test, _ = load_data(data, spacy.blank("en").vocab)
+    return source, [doc.text.strip() for doc in test[:n_docs]]
 
 
 class ActorMemory:

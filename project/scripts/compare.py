@@ -26,6 +26,7 @@ after a config change the command re-runs what the change touches. Writes
 METRICS_DIR/compare.json, compare.md and compare.png.
 """
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,7 @@ ABLATIONS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def _digest(path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
