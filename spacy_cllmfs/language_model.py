@@ -14,13 +14,14 @@ import torch
 from spacy.util import registry
 from thinc.api import Model, PyTorchShim
 
-from . import adapter
+from . import adapter, shipped
 from .loading import BaseModelSpec
 
 
 class LanguageModel(torch.nn.Module):
-    def __init__(self, base_model: BaseModelSpec, lora=None):
+    def __init__(self, base_model: BaseModelSpec, lora=None, start: str = "blank"):
         super().__init__()
+        self.start = shipped.validate_start(start)  # what initialize starts from: shipped.py
         self.base_model = base_model  # a spec: no weights until something needs them
         self.lora = lora  # peft's LoraConfig for fresh adapters (None: load saved ones only)
         self.lm = None  # the peft model (or the bare base model), once loaded
@@ -45,12 +46,17 @@ class LanguageModel(torch.nn.Module):
         """The model's context size in tokens (None if its config does not say)."""
         return getattr(self.base.config, "max_position_embeddings", None)
 
-    def attach_fresh(self) -> None:
-        """A fresh LoRA adapter on the base model (reusing the loaded base weights)."""
-        if self.lora is None:
-            raise ValueError("This LanguageModel has no LoRA config to attach a fresh adapter.")
+    def attach_initial(self, template: str) -> None:
+        """The adapter training starts from, as `start` says (shipped.py)."""
         base = self._take_base()
-        self._set(adapter.attach(base, self.lora), adapter.identity(base, self.base_model.name))
+        identity = adapter.identity(base, self.base_model.name)
+        folder = shipped.start_folder(self.start, identity, template)
+        if folder is None:
+            if self.lora is None:
+                raise ValueError("This LanguageModel has no LoRA config for a blank adapter.")
+            self._set(adapter.attach(base, self.lora), identity)
+        else:
+            self._set(adapter.load(base, folder, identity), identity)
 
     def load_adapter(self, folder: Optional[Path]) -> None:
         """The adapter saved at `folder` (PEFT format) on the base model; None: the base alone."""
@@ -84,10 +90,12 @@ def _no_forward(model, inputs, is_train):
 
 
 @registry.architectures("spacy_cllmfs.CausalLMLoRA.v1")
-def causal_lm_lora(base_model: BaseModelSpec, lora) -> Model:
+def causal_lm_lora(base_model: BaseModelSpec, lora, start: str = "default") -> Model:
     """[components.cllmfs_ner.model]: a causal LM of the LLaMA family with a LoRA adapter.
+    initialize starts from `start`: "default" (the shipped general adapter where it fits the
+    base model and template, else blank), "blank", a shipped adapter's name or a folder.
     No weights load here; they load on initialize, on first use or in from_disk."""
-    holder = LanguageModel(base_model, lora)
+    holder = LanguageModel(base_model, lora, start)
     return Model(
         "cllmfs_causal_lm_lora",
         _no_forward,

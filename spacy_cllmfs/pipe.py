@@ -30,7 +30,7 @@ from .errors import AdapterError
 from .language_model import LanguageModel, causal_lm_lora
 from .loss import CLLMFSLoss
 from .prompts import Labels, Prompter, Template, label_dict
-from .rows import build_rows, collate
+from .rows import RowSettings, build_rows, collate
 
 # The registered functions' signatures hold the defaults of their blocks.
 DEFAULT_CONFIG_STR = """
@@ -54,6 +54,9 @@ scorer = {"@scorers":"spacy.ner_scorer.v1"}
 
 [cllmfs_ner.loss]
 @losses = "spacy_cllmfs.CLLMFSLoss.v1"
+
+[cllmfs_ner.rows]
+@misc = "spacy_cllmfs.Rows.v1"
 """
 DEFAULT_CONFIG = Config().from_str(DEFAULT_CONFIG_STR)
 
@@ -71,11 +74,12 @@ os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 )
 def make_cllmfs_ner(
     nlp: Language, name: str, model: Model, labels: Labels, template: str,
-    decoding: DecoderSettings, loss: CLLMFSLoss, overwrite_ents: bool, scorer: Optional[Callable],
+    decoding: DecoderSettings, loss: CLLMFSLoss, rows: RowSettings, overwrite_ents: bool,
+    scorer: Optional[Callable],
 ) -> "CLLMFSNer":
     return CLLMFSNer(
         nlp.vocab, model, name, labels=labels, template=template, decoding=decoding, loss=loss,
-        overwrite_ents=overwrite_ents, scorer=scorer,
+        rows=rows, overwrite_ents=overwrite_ents, scorer=scorer,
     )
 
 
@@ -89,13 +93,15 @@ class CLLMFSNer(TrainablePipe):
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "cllmfs_ner", *,
                  labels: Optional[Labels], template: str, decoding: DecoderSettings,
-                 loss: CLLMFSLoss, overwrite_ents: bool, scorer: Optional[Callable]):
+                 loss: CLLMFSLoss, rows: RowSettings = RowSettings(), overwrite_ents: bool,
+                 scorer: Optional[Callable]):
         self.vocab = vocab
         self.model = model
         self.name = name
         self.template = Template.load(template)
         self._decoding = decoding
         self.loss = loss
+        self.rows = rows
         self.overwrite_ents = overwrite_ents
         self.scorer = scorer
         self.cfg = {"labels": label_dict(labels)}  # the one owner of the labels
@@ -231,7 +237,8 @@ class CLLMFSNer(TrainablePipe):
 
     def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
                    nlp: Optional[Language] = None, labels: Optional[Labels] = None) -> None:
-        """Set the labels and attach a fresh LoRA adapter to the base model.
+        """Set the labels and put the starting adapter on the base model: the shipped general
+        adapter where it fits, else a fresh one (model.start; see shipped.py).
 
         Labels come from `labels` (e.g. [initialize.components.cllmfs_ner.labels]), else
         from the component's config, else from the entities of the examples.
@@ -250,7 +257,7 @@ class CLLMFSNer(TrainablePipe):
                 {e.label_ for eg in examples for e in eg.reference.ents}
             )))
         self._require_labels()
-        self.language_model.attach_fresh()
+        self.language_model.attach_initial(self.template.name)
 
     # -- serialization ----------------------------------------------------------------------
 
@@ -289,8 +296,8 @@ class CLLMFSNer(TrainablePipe):
         """Pickle the settings and the adapter (as to_bytes does), never the base weights."""
         lm = self.language_model
         settings = dict(labels=None, template=self.template.name, decoding=self.decoding,
-                        loss=self.loss, overwrite_ents=self.overwrite_ents, scorer=self.scorer)
-        model_spec = (lm.base_model, lm.lora)
+                        loss=self.loss, rows=self.rows, overwrite_ents=self.overwrite_ents, scorer=self.scorer)
+        model_spec = (lm.base_model, lm.lora, lm.start)
         return (_unpickle, (self.vocab, self.name, model_spec, settings, self.to_bytes()))
 
     # -- internals ------------------------------------------------------------------------------
@@ -314,7 +321,7 @@ class CLLMFSNer(TrainablePipe):
         self._require_labels()
         lm = self.language_model
         if not lm.loaded:
-            lm.attach_fresh()
+            lm.attach_initial(self.template.name)
         if self._prompter is None or self._prompter.tokenizer is not lm.tokenizer:
             self._prompter = Prompter(lm.tokenizer, self.template, self.cfg["labels"])
             self._decoder = None
@@ -325,7 +332,8 @@ class CLLMFSNer(TrainablePipe):
     def _training_batch(self, examples: Iterable[Example]):
         """The rows of the gold docs and their collated tensors on the model's device."""
         prompter, _ = self._ready()
-        rows = build_rows([eg.reference for eg in examples], prompter, self.labels)
+        rows = build_rows([eg.reference for eg in examples], prompter, self.cfg["labels"],
+                          self.rows)
         return rows, collate(rows, prompter.pad_id, self.language_model.device)
 
     def _forget_prefix(self) -> None:

@@ -1,7 +1,9 @@
 """Prompts in the paper's supervised-fine-tuning form, as token ids.
 
 The template puts the text first and the entity type after it, so that one text's key/value
-cache serves every type. Each part is tokenized on its own and the ids are concatenated, the
+cache serves every type. A template whose prefix holds `{types}` lists every asked type with its
+description there, once, in the prefix all prompts share (`type_line` per type), and asks a short
+question per type; one without lists nothing and puts the description in each question. Each part is tokenized on its own and the ids are concatenated, the
 same way in training and in inference; so the ids of an entity in a response are exactly the
 ids the constrained decoder allows, and positions of the type name and the text are known
 without searching.
@@ -9,7 +11,7 @@ without searching.
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 Labels = Union[List[str], Dict[str, str]]  # names, or name -> description
 
@@ -36,6 +38,7 @@ class Template:
     open: str
     span: str
     close: str
+    type_line: str = ""  # one line of the prefix's {types} list: "{label}" and "{description}"
 
     @classmethod
     def load(cls, name: str) -> "Template":
@@ -49,7 +52,7 @@ class Template:
             )
             raise ValueError(f"Unknown prompt template {name!r}. Known templates: {known}")
         data = json.loads(path.read_text(encoding="utf8"))
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
 @dataclass(frozen=True)
@@ -94,17 +97,36 @@ class Prompter:
         self.template = template
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id
-        self.prefix_ids = self.encode(template.prefix)
+        self.prefix_ids = self.prefix_for(labels.items())
         self.open_ids = self.encode(template.open)
         self.close_ids = self.encode(template.close)
         if not self.open_ids or not self.close_ids:
             raise ValueError(f"Template {template.name!r} has an empty delimiter.")
-        self.questions = {label: self._question(label, d) for label, d in labels.items()}
+        self._questions: Dict[Tuple[str, str], Question] = {}
+        self.questions = {label: self.question(label, d) for label, d in labels.items()}
 
     def encode(self, text: str) -> Tuple[int, ...]:
         if not text:
             return ()
         return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prefix_for(self, types: Iterable[Tuple[str, str]]) -> Tuple[int, ...]:
+        """The prefix's ids, listing the (name, description) types where the template has
+        {types}; the component's prefix lists its labels, a training row's the types asked."""
+        if "{types}" not in self.template.prefix:
+            return self.encode(self.template.prefix)
+        listed = "".join(
+            self.template.type_line.format(label=name, description=description or name)
+            for name, description in types
+        )
+        return self.encode(self.template.prefix.replace("{types}", listed))
+
+    def question(self, label: str, description: str) -> Question:
+        """The question for a type, by the name and description the prompt shows."""
+        key = (label, description)
+        if key not in self._questions:
+            self._questions[key] = self._question(label, description)
+        return self._questions[key]
 
     def _question(self, label: str, description: str) -> Question:
         before, after = self.template.question.split("{label}", 1)
@@ -137,10 +159,15 @@ class Prompter:
 
     def layout(self, text: EncodedText, label: str) -> Layout:
         """The positions, in prompt_ids(text, label), of the text's tokens and the type name."""
-        text_at = len(self.prefix_ids)
+        return self.compose(self.prefix_ids, text, self.questions[label])[1]
+
+    def compose(
+        self, prefix: Tuple[int, ...], text: EncodedText, question: Question
+    ) -> Tuple[Tuple[int, ...], Layout]:
+        """A prompt's ids (prefix, text, question) and where its text and type name sit."""
+        text_at = len(prefix)
         question_at = text_at + len(text.ids)
-        question = self.questions[label]
-        return Layout(
+        return prefix + text.ids + question.ids, Layout(
             text_at + text.text_start,
             text_at + text.text_end,
             question_at + question.name_start,

@@ -1,14 +1,25 @@
-"""Training rows: one (prompt, response) pair per example and entity type.
+"""Training rows: one (prompt, response) pair per example and entity type asked.
 
 The response lists the type's gold entities in the order they appear, each written as the
 constrained decoder would write it; a sentence with no entity of a type trains the empty
 response. Overlapping gold spans of one type are kept as spaCy stores them (doc.ents never
 overlap).
+
+Which types a sentence is asked about: by default the component's labels, all of them. A doc
+can name its own types in `doc.user_data["cllmfs_types"]` ({label: {"description": str,
+"names": [str, ...]}}): the types its corpus annotates, since only for those is a missing entity
+a true "none" (the source stage mixes corpora with different types). The row settings
+([components.cllmfs_ner.rows]) can then ask only a sample of the absent types next to the
+present ones, and show each type under a varied surface form (another name, another case, or
+its description alone), so that a model learns to read the question instead of memorising
+names. Sampling uses Python's `random`, which spaCy's trainer seeds.
 """
+import random
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+from spacy.util import registry
 
 from .prompts import EncodedText, Layout, Prompter
 
@@ -27,21 +38,105 @@ class Row:
     layout: Layout
 
 
-def build_rows(docs: Iterable, prompter: Prompter, labels: Sequence[str]) -> List[Row]:
+TYPES_KEY = "cllmfs_types"
+
+
+@dataclass(frozen=True)
+class RowSettings:
+    """Which types each training sentence is asked about, and under which names."""
+
+    absent_types: Optional[int] = None  # None: every type; n: the present ones + n absent
+    vary_names: bool = False
+
+    def __post_init__(self):
+        if self.absent_types is not None and self.absent_types < 0:
+            raise ValueError(f"rows.absent_types must be >= 0 or null, got {self.absent_types}.")
+
+
+@registry.misc("spacy_cllmfs.Rows.v1")
+def row_settings(absent_types: Optional[int] = None, vary_names: bool = False) -> RowSettings:
+    """[components.cllmfs_ner.rows]: ask every type (absent_types = null) or the present
+    types and `absent_types` sampled absent ones; vary_names shows varied type names."""
+    return RowSettings(absent_types, vary_names)
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    description: str
+    names: Tuple[str, ...] = ()
+
+
+def doc_types(doc, labels: Dict[str, str]) -> Dict[str, TypeInfo]:
+    """The types a doc's annotators looked for: its own (user_data) or the component's."""
+    own = doc.user_data.get(TYPES_KEY)
+    if own is None:
+        return {label: TypeInfo(description) for label, description in labels.items()}
+    if not isinstance(own, dict) or not own:
+        raise ValueError(
+            f"doc.user_data[{TYPES_KEY!r}] must be a non-empty dict of label -> "
+            f"{{'description': ..., 'names': [...]}}, got {own!r} (text: {doc.text[:40]!r})."
+        )
+    types = {label: TypeInfo(info.get("description") or label, tuple(info.get("names", ())))
+             for label, info in own.items()}
+    unknown = sorted({e.label_ for e in doc.ents} - set(types))
+    if unknown:
+        raise ValueError(
+            f"The doc {doc.text[:40]!r} has entities of {unknown}, which its "
+            f"user_data[{TYPES_KEY!r}] does not list among its types {sorted(types)}."
+        )
+    return types
+
+
+def surface(label: str, info: TypeInfo, rng: random.Random) -> Tuple[str, str]:
+    """(name, description) to show for a type: one of its names or its description alone,
+    sometimes lower- or upper-cased."""
+    options = [(name, info.description) for name in dict.fromkeys((label, *info.names))]
+    options.append((info.description, info.description))
+    name, description = rng.choice(options)
+    if name != description:
+        roll = rng.random()
+        name = name.lower() if roll < 0.2 else name.upper() if roll < 0.3 else name
+    return name, description
+
+
+def asked_types(doc, types: Dict[str, TypeInfo], settings: RowSettings,
+                rng: random.Random) -> List[str]:
+    if settings.absent_types is None:
+        return list(types)
+    present = {e.label_ for e in doc.ents}
+    absent = [label for label in types if label not in present]
+    chosen = set(rng.sample(absent, min(settings.absent_types, len(absent))))
+    return [label for label in types if label in present or label in chosen]
+
+
+def build_rows(docs: Iterable, prompter: Prompter, labels: Dict[str, str],
+               settings: RowSettings = RowSettings(),
+               rng: Optional[random.Random] = None) -> List[Row]:
+    """The rows of gold docs; labels (name -> description) are the component's."""
+    rng = rng or random  # type: ignore[assignment]
     rows = []
     for doc in docs:
         text = prompter.encode_text(doc.text)
-        for label in labels:
+        types = doc_types(doc, labels)
+        asked = asked_types(doc, types, settings, rng)
+        if settings.vary_names:
+            rng.shuffle(asked)
+            shown = {label: surface(label, types[label], rng) for label in asked}
+        else:
+            shown = {label: (label, types[label].description) for label in asked}
+        prefix = prompter.prefix_for(shown.values())
+        for label in asked:
             ents = [e for e in doc.ents if e.label_ == label]
             spans = prompter.encode_spans([e.text for e in ents])
+            prompt, layout = prompter.compose(prefix, text, prompter.question(*shown[label]))
             rows.append(
                 Row(
                     text=text,
                     label=label,
-                    prompt=prompter.prompt_ids(text, label),
+                    prompt=prompt,
                     response=prompter.response_ids(spans),
                     entities=[(e.start_char, e.end_char) for e in ents],
-                    layout=prompter.layout(text, label),
+                    layout=layout,
                 )
             )
     return rows

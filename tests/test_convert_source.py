@@ -39,7 +39,9 @@ def test_every_format_and_its_held_out_split(tmp_path):
           "# text = # tags\n1\t#\tO\t-\t-\n2\ttags\tO\t-\t-\n\n")
     write(source / "uner-ewt/test.iob2", "1\tBo\tB-PER\t-\t-\n\n")
     write(source / "re3d/A/all.conll", "".join(f"Iraq{i}\tB-Location\nwaits\tO\n\n" for i in range(5)))
-    counts = convert_source.main(source, tmp_path / "corpus", list(convert_source.COLUMNS))
+    types = SCRIPT.parent.parent / "configs" / "source_types.json"
+    counts = convert_source.main(source, tmp_path / "corpus", list(convert_source.COLUMNS), types,
+                                 dev_per_corpus=1)
     vocab = spacy.blank("en").vocab
 
     def ents(corpus, split):
@@ -64,3 +66,26 @@ def test_every_format_and_its_held_out_split(tmp_path):
     assert ents("re3d", "heldout") == [[("Iraq4", "Location")]]
     assert srsly.read_json(tmp_path / "corpus/anem/types.json") == ["Cell", "Organ"]
     assert srsly.read_json(tmp_path / "corpus/wikigold/types.json") == ["ORG", "PER"]
+
+    # every doc carries its corpus's types, described, for the training rows
+    described = srsly.read_json(types)
+    for corpus, labels in (("anem", ["Cell", "Organ"]), ("sec", ["ORG"])):
+        for doc in read_docs(tmp_path / "corpus" / corpus / "train.spacy", vocab):
+            stored = srsly.json_loads(srsly.json_dumps(doc.user_data["cllmfs_types"]))
+            assert stored == {t: described[corpus][t] for t in labels}
+    # spacy train's files: all training sentences, and one held-out sentence per corpus
+    train = read_docs(tmp_path / "corpus/train.spacy", vocab)
+    assert sorted(d.text for d in train) == sorted(
+        d.text for c in counts for d in read_docs(tmp_path / "corpus" / c / "train.spacy", vocab))
+    dev = read_docs(tmp_path / "corpus/dev.spacy", vocab)
+    assert [d.text.strip() for d in dev] == ["Ana4 met Bo of Acme", "Acme Ltd", "Lung", "Bo", "Iraq4 waits"]
+
+
+def test_a_type_without_description_is_an_error(tmp_path):
+    import pytest
+
+    write(tmp_path / "source/anem/train.conll", "Heart 0 5 B-Organ\n\n")
+    write(tmp_path / "source/anem/test.conll", "Lung 0 4 B-Organ\n\n")
+    write(tmp_path / "types.json", '{"anem": {"Cell": {"description": "cells"}}}')
+    with pytest.raises(SystemExit, match="describes no type .'Organ'. of anem"):
+        convert_source.main(tmp_path / "source", tmp_path / "corpus", ["anem"], tmp_path / "types.json")

@@ -170,7 +170,7 @@ def test_training_on_docs_without_entities_and_a_label_with_one_example():
     nlp.initialize(lambda: egs)
     pipe = nlp.get_pipe("cllmfs_ner")
     prompter, _ = pipe._ready()
-    rows = build_rows([eg.reference for eg in egs], prompter, pipe.labels)
+    rows = build_rows([eg.reference for eg in egs], prompter, pipe.label_descriptions)
     empty = (prompter.eos_id,)
     assert [(r.label, r.response == empty) for r in rows] == [
         ("PERSON", True), ("ORG", True), ("PERSON", False), ("ORG", True)

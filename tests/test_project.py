@@ -155,3 +155,61 @@ def test_compare_runs_are_keyed_by_what_determines_them(compared, tmp_path):
     )
     result = json.loads((copy / "metrics" / "compare.json").read_text())
     assert list(result["systems"]) == ["spacy_ner"]
+
+
+# Invented sentences in each source corpus's format (as in test_convert_source.py).
+SOURCE_FILES = {
+    "wikigold/wikigold.conll": "".join(
+        f"-DOCSTART- O\n\nAna{i} I-PER\nmet O\nBo I-PER\nof O\nAcme I-ORG\nin O\nOslo I-LOC\n\n"
+        for i in range(10)),
+    "sec-filings/train.conll": "The DT - O\nLender NN - I-ORG\npays VBZ - O\n\nNothing NN - O\n\n",
+    "sec-filings/test.conll": "Acme NNP - I-ORG\nLtd NNP - I-ORG\n\n",
+    "anem/train.conll": "Heart 0 5 B-Organ\ncells 6 11 B-Cell\n\n",
+    "anem/test.conll": "Lung 0 4 B-Organ\n\n",
+    "uner-ewt/dev.iob2": "1\tAna\tB-PER\t-\t-\n2\tflew\tO\t-\t-\n\n",
+    "uner-ewt/test.iob2": "1\tBo\tB-PER\t-\t-\n\n",
+}
+SOURCE_COMMANDS = ["convert-source", "train-source", "evaluate-source", "card-source"]
+
+
+@pytest.fixture(scope="module")
+def source_project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("source_project")
+    shutil.copy(PROJECT / "project.yml", root / "project.yml")
+    for name in ("configs", "scripts"):
+        shutil.copytree(PROJECT / name, root / name)
+    for name, text in SOURCE_FILES.items():
+        (root / "assets" / "source" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "assets" / "source" / name).write_text(text, encoding="utf8")
+    for command in SOURCE_COMMANDS:
+        subprocess.run(
+            [sys.executable, "-m", "spacy", "project", "run", command, str(root),
+             "--vars.source_config", "source_smoke"],
+            check=True, capture_output=True,
+        )
+    return root
+
+
+def test_the_source_workflow_trains_scores_and_writes_a_card(source_project):
+    root = source_project
+    nlp = spacy.load(root / "training" / "source" / "model-last")
+    pipe = nlp.get_pipe("cllmfs_ner")
+    # every corpus's types, with the project's descriptions, are the component's labels
+    assert set(pipe.labels) == {"PER", "ORG", "LOC", "Organ", "Cell"}
+    assert pipe.label_descriptions["Organ"] == "organs, such as the liver, heart or lung"
+    assert pipe.rows.absent_types == 2 and pipe.rows.vary_names
+    log = list(srsly.read_jsonl(root / "training" / "source" / "log.jsonl"))
+    assert [r["step"] for r in log] == [0, 2, 4]
+    assert all(r["losses"]["cllmfs_ner"] >= 0 for r in log)
+    scores = srsly.read_json(root / "metrics" / "source" / "scores.json")
+    assert {"source/wikigold", "source/sec", "source/anem", "source/uner", "news"} <= set(scores)
+    assert scores["source/wikigold"]["docs"] == 2  # every 5th of 10 documents is held out
+    assert scores["source/anem"]["labels"] == {"Cell": "cells and cell types, such as "
+                                               "lymphocytes or neurons",
+                                               "Organ": "organs, such as the liver, heart or lung"}
+    card = json.loads((root / "training" / "source" / "model-last" / "cllmfs_ner" / "adapter"
+                       / "cllmfs.json").read_text())
+    assert card["template"] == "ner.v1" and card["training"]["steps"] == 4
+    assert card["data"]["wikigold"]["train"] == 8 and "CC-BY 4.0" in card["data"]["wikigold"]["licence"]
+    assert (root / "metrics" / "source" / "loss.png").stat().st_size > 1000
+    assert "| source/sec |" in (root / "metrics" / "source" / "card.md").read_text()

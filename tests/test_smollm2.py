@@ -36,6 +36,31 @@ def nlp():
     return nlp
 
 
+def test_the_shipped_general_adapter_is_the_default(nlp):
+    from spacy_cllmfs import shipped
+
+    pipe = nlp.get_pipe("cllmfs_ner")
+    assert shipped.DEFAULT in shipped.shipped_names()
+    folder = shipped.shipped_folder(shipped.DEFAULT)
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size <= 25_000_000
+    card = shipped.card(folder)
+    assert card["template"] == pipe.template.name
+    assert card["base_model"]["fingerprint"] == pipe.language_model.identity["fingerprint"]
+    # zero-shot, no training: the adapter's entities on a sentence written for this test
+    doc = nlp("Tim Cook said Apple will open an office in Lagos.")
+    assert {(e.text, e.label_) for e in doc.ents} >= {("Tim Cook", "PERSON"), ("Lagos", "LOC")}
+
+
+def test_start_blank_is_the_old_behaviour():
+    blank = spacy.blank("en")
+    blank.add_pipe("cllmfs_ner", config={"labels": LABELS, "model": {"start": "blank"}})
+    blank.initialize()
+    lm = blank.get_pipe("cllmfs_ner").language_model.lm
+    assert lm.peft_config["default"].r == 32  # the lora block's, not the shipped adapter's
+    assert all(not p.any() for n, p in lm.named_parameters() if "lora_B" in n)
+
+
 def test_default_model_is_smollm2(nlp):
     lm = nlp.get_pipe("cllmfs_ner").language_model.lm
     assert lm.get_base_model().config.num_hidden_layers == 30
@@ -45,7 +70,7 @@ def test_default_model_is_smollm2(nlp):
 def test_every_entity_is_a_valid_span(nlp):
     docs = list(nlp.pipe(TEXTS, batch_size=2))
     assert [d.text for d in docs] == TEXTS
-    assert any(doc.ents for doc in docs)  # the untrained model answers: the checks bite
+    assert any(doc.ents for doc in docs)  # the model answers: the checks bite
     for doc in docs:
         for ent in doc.ents:
             assert ent.label_ in LABELS
@@ -71,5 +96,5 @@ def test_cached_decoding_equals_plain_generate_on_the_real_model(nlp):
         plain = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(TEXTS)]
     finally:
         pipe.decoding = saved
-    assert any(fast)  # the untrained adapter on SmolLM2 does answer on these texts
+    assert any(fast)  # the shipped adapter on SmolLM2 does answer on these texts
     assert fast == plain

@@ -2,7 +2,15 @@
 
 Reads SOURCE_DIR laid out as `spacy project assets` (or ../shared/data/source) lays it out and
 writes CORPUS_DIR/<corpus>/train.spacy, heldout.spacy and types.json (the types that corpus
-annotates: a sentence is a true "none" only for those). The formats differ:
+annotates: a sentence is a true "none" only for those). Every doc carries its corpus's types,
+with the descriptions and other names of configs/source_types.json, in
+doc.user_data["cllmfs_types"], where the component's training rows read them. For `spacy
+train`, CORPUS_DIR/train.spacy holds every corpus's training sentences (shuffled with a fixed
+seed) and CORPUS_DIR/dev.spacy a small mixed sample of the held-out ones (--dev-per-corpus each,
+a progress monitor; the held-out scores come from scripts/evaluate_general.py), and
+CORPUS_DIR/labels.json every type with a description, for the component's labels
+(counts.json: sentences and types per corpus). The formats
+differ:
 
   wikigold   wikigold/wikigold.conll       `token TAG`, IOB1, -DOCSTART- between documents
   sec        sec-filings/{train,test}.conll `token POS - TAG`, IOB1, -DOCSTART- lines
@@ -16,14 +24,18 @@ else every 5th document (wikigold) or every 5th sentence (re3d, whose files do n
 documents).
 
 Usage: python scripts/convert_source.py SOURCE_DIR CORPUS_DIR [--corpora wikigold sec ...]
+       [--types configs/source_types.json]
 """
 import argparse
+import random
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import spacy
 import srsly
 from spacy.tokens import Doc, DocBin
+
+from spacy_cllmfs.rows import TYPES_KEY
 
 Sentence = List[Tuple[str, str]]  # (token, tag)
 # corpus -> (token column, tag column, comment prefix or None)
@@ -93,10 +105,16 @@ def splits(source: Path, corpus: str) -> Tuple[List[Sentence], List[Sentence]]:
             [s for i, s in enumerate(found) if i % 5 == 4])
 
 
-def main(source: Path, corpus_dir: Path, corpora: List[str]) -> Dict[str, Dict]:
+def main(source: Path, corpus_dir: Path, corpora: List[str], types_path: Path,
+         dev_per_corpus: int = 4) -> Dict[str, Dict]:
     vocab = spacy.blank("en").vocab
+    described = srsly.read_json(types_path)
     counts = {}
+    everything: Dict[str, List[Doc]] = {"train": [], "dev": []}
     for corpus in corpora:
+        if corpus == "re3d" and not (source / "re3d").is_dir():
+            print("re3d: no folder under", source, "(it is not an asset): skipped")
+            continue
         train, heldout = splits(source, corpus)
         if not train:
             raise SystemExit(f"No sentences for {corpus} under {source}.")
@@ -104,13 +122,30 @@ def main(source: Path, corpus_dir: Path, corpora: List[str]) -> Dict[str, Dict]:
         out.mkdir(parents=True, exist_ok=True)
         docs = {name: [to_doc(vocab, s) for s in part]
                 for name, part in (("train", train), ("heldout", heldout))}
-        for name, part in docs.items():
-            DocBin(docs=part).to_disk(out / f"{name}.spacy")
         types = sorted({e.label_ for part in docs.values() for d in part for e in d.ents})
+        missing = sorted(set(types) - set(described.get(corpus, {})))
+        if missing:
+            raise SystemExit(f"{types_path} describes no type {missing} of {corpus}.")
+        for part in docs.values():
+            for doc in part:
+                doc.user_data[TYPES_KEY] = {t: described[corpus][t] for t in types}
+        for name, part in docs.items():
+            DocBin(docs=part, store_user_data=True).to_disk(out / f"{name}.spacy")
         srsly.write_json(out / "types.json", types)
+        everything["train"].extend(docs["train"])
+        everything["dev"].extend(docs["heldout"][:: max(1, len(docs["heldout"]) // dev_per_corpus)][:dev_per_corpus])
         counts[corpus] = {"train": len(train), "heldout": len(heldout), "types": types,
                           "no_entity": sum(not d.ents for d in docs["train"])}
         print(corpus, counts[corpus])
+    random.Random(0).shuffle(everything["train"])
+    labels: Dict[str, str] = {}  # every corpus's types, for the component's labels
+    for corpus in counts:
+        for label in counts[corpus]["types"]:
+            labels.setdefault(label, described[corpus][label]["description"])
+    srsly.write_json(corpus_dir / "labels.json", labels)
+    srsly.write_json(corpus_dir / "counts.json", counts)
+    for name, part in everything.items():
+        DocBin(docs=part, store_user_data=True).to_disk(corpus_dir / f"{name}.spacy")
     return counts
 
 
@@ -119,5 +154,8 @@ if __name__ == "__main__":
     parser.add_argument("source", type=Path)
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--corpora", nargs="+", default=list(COLUMNS), choices=list(COLUMNS))
+    parser.add_argument("--types", type=Path,
+                        default=Path(__file__).parent.parent / "configs" / "source_types.json")
+    parser.add_argument("--dev-per-corpus", type=int, default=4)
     args = parser.parse_args()
-    main(args.source, args.corpus, args.corpora)
+    main(args.source, args.corpus, args.corpora, args.types, args.dev_per_corpus)

@@ -1,0 +1,156 @@
+"""Training rows: which types a sentence is asked about, under which names, in both layouts."""
+import random
+
+import pytest
+import spacy
+from spacy.tokens import Doc
+
+from spacy_cllmfs.prompts import Prompter, Template
+from spacy_cllmfs.rows import TYPES_KEY, RowSettings, build_rows, row_settings
+from spacy_cllmfs.testing import tiny_tokenizer
+
+LABELS = {"PERSON": "names of people", "ORG": "companies and institutions"}
+# A corpus's own types (invented for this test), as convert_source.py stores them.
+TYPES = {
+    "Organ": {"description": "organs of the body", "names": ["organ", "body organ"]},
+    "Cell": {"description": "cells and cell types", "names": ["cell"]},
+    "Tissue": {"description": "tissues", "names": ["tissue"]},
+    "Fluid": {"description": "substances of the body", "names": ["bodily fluid"]},
+}
+
+
+def make_doc(words, ents, types=TYPES):
+    doc = Doc(spacy.blank("en").vocab, words=words, ents=ents)
+    if types is not None:
+        doc.user_data[TYPES_KEY] = types
+    return doc
+
+
+@pytest.fixture(scope="module", params=["ner.v1", "ner.v2"])
+def prompter(request):
+    return Prompter(tiny_tokenizer(), Template.load(request.param), LABELS)
+
+
+def decode(prompter, ids):
+    return prompter.tokenizer.decode(list(ids))
+
+
+def test_default_rows_ask_every_label_with_the_components_prompt(prompter):
+    doc = make_doc(["Tim", "Cook", "spoke", "."], ["B-PERSON", "I-PERSON", "O", "O"], types=None)
+    rows = build_rows([doc], prompter, LABELS)
+    assert [r.label for r in rows] == ["PERSON", "ORG"]
+    text = prompter.encode_text(doc.text)
+    for row in rows:
+        assert row.prompt == prompter.prompt_ids(text, row.label)
+        assert row.layout == prompter.layout(text, row.label)
+    assert rows[0].entities == [(0, 8)] and rows[1].entities == []
+    assert rows[1].response == (prompter.eos_id,)
+
+
+def test_a_docs_own_types_and_sampled_absent_ones(prompter):
+    doc = make_doc(["Heart", "cells", "grow"], ["B-Organ", "O", "O"])
+    empty = make_doc(["Nothing", "here"], ["O", "O"])
+    settings = RowSettings(absent_types=2)
+    seen = set()
+    for seed in range(20):
+        rows = build_rows([doc, empty], prompter, LABELS, settings, random.Random(seed))
+        first = [r.label for r in rows if r.text.ids == prompter.encode_text(doc.text).ids]
+        second = [r.label for r in rows if r.text.ids == prompter.encode_text(empty.text).ids]
+        # the present type always, two absent ones, all from the doc's own types (not LABELS)
+        assert "Organ" in first and len(first) == 3 and set(first) <= set(TYPES)
+        # an entity-free sentence is kept: asked two absent types, both answered "none"
+        assert len(second) == 2 and set(second) <= set(TYPES)
+        seen.update(first)
+        for row in rows:
+            if row.label == "Organ" and row.text.ids == prompter.encode_text(doc.text).ids:
+                assert row.entities == [(0, 5)]
+            else:
+                assert row.entities == [] and row.response == (prompter.eos_id,)
+    assert seen == set(TYPES)  # the absent types are sampled, not fixed
+
+
+def test_absent_types_none_asks_every_type_of_the_doc(prompter):
+    doc = make_doc(["Heart", "cells"], ["B-Organ", "B-Cell"])
+    rows = build_rows([doc], prompter, LABELS, RowSettings(absent_types=0))
+    assert sorted(r.label for r in rows) == ["Cell", "Organ"]
+    rows = build_rows([doc], prompter, LABELS, RowSettings(absent_types=None))
+    assert [r.label for r in rows] == list(TYPES)
+
+
+def test_varied_names_keep_the_gold_and_mark_the_shown_name(prompter):
+    doc = make_doc(["Heart", "cells"], ["B-Organ", "B-Cell"])
+    shown = set()
+    for seed in range(40):
+        rows = build_rows([doc], prompter, LABELS, RowSettings(0, vary_names=True),
+                          random.Random(seed))
+        for row in rows:
+            name = decode(prompter, row.prompt[row.layout.name_start : row.layout.name_end])
+            shown.add((row.label, name.strip()))
+            # the text sits where the layout says, whatever the prefix lists
+            text = decode(prompter, row.prompt[row.layout.text_start : row.layout.text_end])
+            assert text == doc.text
+            assert row.entities == ([(0, 5)] if row.label == "Organ" else [(6, 11)])
+    organ = {name for label, name in shown if label == "Organ"}
+    assert {"Organ", "organ", "body organ", "organs of the body"} <= organ
+    assert any(name.isupper() for name in organ)  # sometimes another case
+    assert {name for label, name in shown if label == "Cell"} >= {"Cell", "cell"}
+
+
+def test_layout_b_lists_the_asked_types_once_in_the_prefix():
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v2"), LABELS)
+    prefix = decode(prompter, prompter.prefix_ids)
+    assert "- PERSON: names of people\n- ORG: companies and institutions\n" in prefix
+    question = decode(prompter, prompter.questions["ORG"].ids)
+    assert "ORG" in question and "companies" not in question  # short: the name only
+    doc = make_doc(["Heart", "cells"], ["B-Organ", "O"])
+    rows = build_rows([doc], prompter, LABELS, RowSettings(absent_types=1), random.Random(0))
+    listed = decode(prompter, rows[0].prompt[: rows[0].layout.text_start])
+    assert "- Organ: organs of the body" in listed and "PERSON" not in listed
+    assert sum(f"- {label}:" in listed for label in TYPES) == 2
+
+
+def test_layout_a_keeps_the_description_in_each_question():
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v1"), LABELS)
+    assert "Entity types" not in decode(prompter, prompter.prefix_ids)
+    assert "companies and institutions" in decode(prompter, prompter.questions["ORG"].ids)
+
+
+def test_bad_types_are_errors(prompter):
+    doc = make_doc(["Heart"], ["B-Organ"], types={"Cell": {"description": "cells"}})
+    with pytest.raises(ValueError, match=r"entities of \['Organ'\]"):
+        build_rows([doc], prompter, LABELS)
+    doc = make_doc(["Heart"], ["O"], types=["Organ"])
+    with pytest.raises(ValueError, match="must be a non-empty dict"):
+        build_rows([doc], prompter, LABELS)
+    with pytest.raises(ValueError, match="absent_types"):
+        row_settings(absent_types=-1)
+
+
+def test_the_gpu_scripts_docs_give_the_same_rows_as_spacy_docs(tmp_path):
+    """project/scripts/train_rows.py trains from exported docs without spaCy: its stand-in docs
+    must give exactly the rows the component builds from the DocBin."""
+    import gzip
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from spacy.tokens import DocBin
+
+    script = Path(__file__).parent.parent / "project" / "scripts" / "train_rows.py"
+    spec = importlib.util.spec_from_file_location("train_rows", script)
+    train_rows = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_rows)
+    docs = [make_doc(["Heart", "cells", "of", "the", "lung"], ["B-Organ", "B-Cell", "O", "O", "B-Organ"]),
+            make_doc(["Nothing", "here"], ["O", "O"])]
+    (tmp_path / "corpus" / "anem").mkdir(parents=True)
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "corpus" / "anem" / "train.spacy")
+    train_rows.export(tmp_path / "corpus", tmp_path / "docs.jsonl.gz")
+    with gzip.open(tmp_path / "docs.jsonl.gz", "rt", encoding="utf8") as lines:
+        stand_ins = [train_rows._Doc(json.loads(line)) for line in lines]
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v1"), {})
+    settings = RowSettings(absent_types=2, vary_names=True)
+    stored = list(DocBin().from_disk(tmp_path / "corpus" / "anem" / "train.spacy").get_docs(
+        spacy.blank("en").vocab))
+    expected = build_rows(stored, prompter, {}, settings, random.Random(3))
+    assert build_rows(stand_ins, prompter, {}, settings, random.Random(3)) == expected
+    assert any(row.entities for row in expected)
