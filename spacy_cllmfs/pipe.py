@@ -296,7 +296,8 @@ class CLLMFSNer(TrainablePipe):
         """Pickle the settings and the adapter (as to_bytes does), never the base weights."""
         lm = self.language_model
         settings = dict(labels=None, template=self.template.name, decoding=self.decoding,
-                        loss=self.loss, rows=self.rows, overwrite_ents=self.overwrite_ents, scorer=self.scorer)
+                        loss=self.loss, rows=self.rows, overwrite_ents=self.overwrite_ents,
+                        scorer=self.scorer)
         model_spec = (lm.base_model, lm.lora, lm.start)
         return (_unpickle, (self.vocab, self.name, model_spec, settings, self.to_bytes()))
 

@@ -3,10 +3,11 @@
 The template puts the text first and the entity type after it, so that one text's key/value
 cache serves every type. A template whose prefix holds `{types}` lists every asked type with its
 description there, once, in the prefix all prompts share (`type_line` per type), and asks a short
-question per type; one without lists nothing and puts the description in each question. Each part is tokenized on its own and the ids are concatenated, the
-same way in training and in inference; so the ids of an entity in a response are exactly the
-ids the constrained decoder allows, and positions of the type name and the text are known
-without searching.
+question per type; one without lists nothing and puts the description in each question.
+
+Each part is tokenized on its own and the ids are concatenated, the same way in training and in
+inference; so the ids of an entity in a response are exactly the ids the constrained decoder
+allows, and positions of the type name and the text are known without searching.
 """
 import json
 from dataclasses import dataclass

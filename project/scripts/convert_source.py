@@ -133,7 +133,8 @@ def main(source: Path, corpus_dir: Path, corpora: List[str], types_path: Path,
             DocBin(docs=part, store_user_data=True).to_disk(out / f"{name}.spacy")
         srsly.write_json(out / "types.json", types)
         everything["train"].extend(docs["train"])
-        everything["dev"].extend(docs["heldout"][:: max(1, len(docs["heldout"]) // dev_per_corpus)][:dev_per_corpus])
+        every = max(1, len(docs["heldout"]) // dev_per_corpus)
+        everything["dev"].extend(docs["heldout"][::every][:dev_per_corpus])
         counts[corpus] = {"train": len(train), "heldout": len(heldout), "types": types,
                           "no_entity": sum(not d.ents for d in docs["train"])}
         print(corpus, counts[corpus])
