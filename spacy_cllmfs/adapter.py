@@ -12,8 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import srsly
-
 from spacy.util import registry
 
 from .errors import AdapterError
@@ -108,6 +106,8 @@ def _old(target: Path) -> Path:
 
 def folder_to_bytes(write: Callable[[Path], None]) -> bytes:
     """What `write(folder)` writes (e.g. a component's to_disk), as bytes."""
+    import srsly  # here, not at the top: scripts/train_rows.py uses this module without spaCy
+
     with tempfile.TemporaryDirectory() as tmp:
         write(Path(tmp))
         files = {
@@ -118,6 +118,8 @@ def folder_to_bytes(write: Callable[[Path], None]) -> bytes:
 
 def bytes_to_folder(data: bytes, read: Callable[[Path], object]) -> None:
     """The inverse of folder_to_bytes: unpack into a temporary folder and `read` it."""
+    import srsly
+
     with tempfile.TemporaryDirectory() as tmp:
         for name, content in srsly.msgpack_loads(data).items():
             target = Path(tmp) / name

@@ -98,6 +98,8 @@ class Prompter:
         self.template = template
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id
+        # A prefix without {types} is the same for every prompt: encode it once.
+        self._fixed_prefix = None if "{types}" in template.prefix else self.encode(template.prefix)
         self.prefix_ids = self.prefix_for(labels.items())
         self.open_ids = self.encode(template.open)
         self.close_ids = self.encode(template.close)
@@ -114,8 +116,8 @@ class Prompter:
     def prefix_for(self, types: Iterable[Tuple[str, str]]) -> Tuple[int, ...]:
         """The prefix's ids, listing the (name, description) types where the template has
         {types}; the component's prefix lists its labels, a training row's the types asked."""
-        if "{types}" not in self.template.prefix:
-            return self.encode(self.template.prefix)
+        if self._fixed_prefix is not None:
+            return self._fixed_prefix
         listed = "".join(
             self.template.type_line.format(label=name, description=description or name)
             for name, description in types

@@ -15,6 +15,13 @@ from spacy.training import biluo_to_iob, offsets_to_biluo_tags
 METRICS = ("precision", "recall", "f1")
 
 
+def unannotated(gold: Sequence[Doc], vocab) -> List[Doc]:
+    """The gold docs' words and spaces without their annotations: what a pipeline is given
+    when it is scored against them."""
+    return [Doc(vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
+            for d in gold]
+
+
 def iob_tags(doc: Doc, labels: Optional[Iterable[str]] = None) -> List[str]:
     """IOB2 tags of the doc's entities, keeping only `labels` when given."""
     keep = None if labels is None else set(labels)

@@ -23,7 +23,6 @@ logger = logging.getLogger("spacy_cllmfs")
 
 DEFAULT = "general-ner.v1"
 CARD = "cllmfs.json"  # beside a shipped adapter: its template, data and training
-STARTS = ("default", "blank")
 
 
 def shipped_names() -> List[str]:

@@ -69,14 +69,11 @@ def test_train_and_evaluate_write_models_metrics_and_a_table(project):
 def test_the_metrics_are_the_scores_of_the_saved_pipeline(project):
     """Scored again here, the trained news pipeline of seed 2 gets exactly the figures that
     evaluate wrote."""
-    from spacy.tokens import Doc
-
-    from spacy_cllmfs.scoring import strict_scores
+    from spacy_cllmfs.scoring import strict_scores, unannotated
 
     nlp = spacy.load(project / "training" / "news" / "seed2" / "model-best")
     gold = read_docs(project / "corpus" / "news" / "test.spacy", nlp.vocab)
-    bare = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
-            for d in gold]
+    bare = unannotated(gold, nlp.vocab)
     expected = strict_scores(gold, list(nlp.pipe(bare)), nlp.get_pipe("cllmfs_ner").labels)
     written = json.loads((project / "metrics" / "trained" / "news.json").read_text())["runs"][1]
     assert written == json.loads(json.dumps(expected))

@@ -39,11 +39,11 @@ from pathlib import Path
 
 import spacy
 import srsly
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
-from spacy_cllmfs.scoring import aggregate, strict_scores
+from spacy_cllmfs.scoring import aggregate, strict_scores, unannotated
 
 SYSTEMS = ("cllmfs", "no_contrastive", "no_noise", "spacy_ner", "spacy_llm_icl", "zero_shot")
 ABLATIONS = {
@@ -87,11 +87,6 @@ def test_subset(docs, limit: int):
     return sorted(random.Random(0).sample(range(len(docs)), limit))
 
 
-def bare(docs, vocab):
-    return [Doc(vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
-            for d in docs]
-
-
 def spacy_cli(*args, threads: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     subprocess.run([sys.executable, "-m", "spacy", *map(str, args)], check=True, env=env,
@@ -99,7 +94,7 @@ def spacy_cli(*args, threads: int) -> None:
 
 
 def score(nlp, gold, labels, batch_size=32):
-    predicted = list(nlp.pipe(bare(gold, nlp.vocab), batch_size=batch_size))
+    predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=batch_size))
     return strict_scores(gold, predicted, labels)
 
 

@@ -13,18 +13,16 @@ from pathlib import Path
 
 import spacy
 import srsly
-from spacy.tokens import Doc
 from tqdm import tqdm
 
 from spacy_cllmfs.corpus import read_docs
-from spacy_cllmfs.scoring import aggregate, markdown_table, strict_scores
+from spacy_cllmfs.scoring import aggregate, markdown_table, strict_scores, unannotated
 
 
 def score(model_dir: Path, gold, desc: str):
     nlp = spacy.load(model_dir)
     labels = nlp.get_pipe("cllmfs_ner").labels
-    bare = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
-            for d in gold]
+    bare = unannotated(gold, nlp.vocab)
     predicted = list(tqdm(nlp.pipe(bare), total=len(bare), desc=desc, unit="doc"))
     return strict_scores(gold, predicted, labels)
 

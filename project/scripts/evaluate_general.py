@@ -21,19 +21,16 @@ import spacy
 import srsly
 import torch
 
+from compare import test_subset  # the compare workflow's fixed test subset
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
-from spacy_cllmfs.scoring import strict_scores
+from spacy_cllmfs.scoring import strict_scores, unannotated
 
 HERE = Path(__file__).resolve().parent.parent
 
 
 def subset(docs, limit):
-    import random
-
-    if not limit or limit >= len(docs):
-        return docs
-    return [docs[i] for i in sorted(random.Random(0).sample(range(len(docs)), limit))]
+    return [docs[i] for i in test_subset(docs, limit)]
 
 
 def component_config(start: str, template: str) -> dict:
@@ -49,13 +46,10 @@ def component_config(start: str, template: str) -> dict:
 
 
 def run(start: str, template: str, labels: dict, gold, batch_size: int = 32) -> dict:
-    from spacy.tokens import Doc
-
     nlp = spacy.blank("en")
     nlp.add_pipe("cllmfs_ner", config={"labels": labels, **component_config(start, template)})
     nlp.initialize()
-    bare = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
-            for d in gold]
+    bare = unannotated(gold, nlp.vocab)
     started = time.time()
     predicted = list(nlp.pipe(bare, batch_size=batch_size))
     seconds = time.time() - started

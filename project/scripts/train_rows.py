@@ -91,10 +91,9 @@ def prepare(gguf: Path) -> None:
 
 def train(args) -> None:
     import torch
-    from peft import LoraConfig, TaskType, get_peft_model
 
     _import_package(Path(__file__).resolve().parents[2])
-    from spacy_cllmfs import loading
+    from spacy_cllmfs import adapter, loading
     from spacy_cllmfs.loss import CLLMFSLoss
     from spacy_cllmfs.prompts import Prompter, Template
     from spacy_cllmfs.rows import RowSettings, build_rows, collate
@@ -105,11 +104,8 @@ def train(args) -> None:
     gguf = Path(args.gguf)
     base, tokenizer = loading._load_gguf_cached(gguf, loading.SMOLLM2_NAME, torch.float32)
     base.name_or_path = loading.SMOLLM2_NAME
-    identity = {"name": loading.SMOLLM2_NAME, "fingerprint": loading.fingerprint(base)}
-    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=args.r, lora_alpha=args.alpha,
-                        lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
-                                                          "gate_proj", "up_proj", "down_proj"])
-    lm = get_peft_model(base.to(device), config)
+    identity = adapter.identity(base, loading.SMOLLM2_NAME)
+    lm = adapter.attach(base.to(device), adapter.lora_config(r=args.r, alpha=args.alpha))
     prompter = Prompter(tokenizer, Template.load(args.template), {})
     settings = RowSettings(absent_types=args.absent_types, vary_names=True)
     loss_fn = CLLMFSLoss(weight=args.weight)
@@ -169,8 +165,7 @@ def train(args) -> None:
             log.flush()
             print(json.dumps(record), flush=True)
     lm.eval()
-    lm.save_pretrained(str(out / "adapter"), safe_serialization=True, save_embedding_layers=False)
-    (out / "adapter" / "README.md").unlink(missing_ok=True)
+    adapter.save(lm, out / "adapter", identity)
     if args.save_dtype != "float32":  # e.g. float16: half the size; loads into float32 LoRA
         from safetensors.torch import load_file, save_file
 
@@ -179,7 +174,6 @@ def train(args) -> None:
         dtype = getattr(torch, args.save_dtype)
         save_file({k: v.to(dtype) for k, v in weights.items()}, str(weights_path),
                   metadata={"format": "pt"})
-    (out / "adapter" / "base_model.json").write_text(json.dumps(identity, indent=2))
     summary = {"template": args.template, "docs": len(docs), "steps": step,
                "epochs": round(step * args.batch_docs / len(docs), 2),
                "batch_docs": args.batch_docs, "rows": n_rows, "answered_share":
