@@ -14,6 +14,7 @@ Repeated mentions: the k-th time a sequence generates a given string, it is the 
 of that string in the document, left to right; a string can close at most as many times as the
 document holds it.
 """
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -34,8 +35,10 @@ class Entity(NamedTuple):
     label: str
     start: int  # spaCy token offsets in the document (or window) that was read
     end: int
-    # geometric mean probability of the entity's tokens and its closing delimiter, under the
-    # model's unconstrained distribution
+    # the probability that the model writes this entity: of opening an entity rather than
+    # ending the answer at that point (the two allowed choices) times the geometric mean
+    # probability of the entity's tokens and closing delimiter, under the unconstrained
+    # distribution
     score: float
 
 
@@ -95,17 +98,18 @@ class _Sequence:
     step: int = 0  # position inside a delimiter
     node: Optional[dict] = None
     logprobs: List[float] = field(default_factory=list)
+    decision: float = 0.0  # log-probability of opening the current entity rather than ending
     used: Counter = field(default_factory=Counter)
-    # (span ids, occurrence number, mean log-probability) of each closed entity
+    # (span ids, occurrence number, log-score) of each closed entity
     found: List[Tuple[SpanIds, int, float]] = field(default_factory=list)
 
 
 class SpanConstraint(LogitsProcessor):
     """Masks the logits so that each row generates `( open span close )* eos`.
 
-    indexes, labels: the SpanIndex and the entity type of each batch row. Also records, per
-    entity, the mean log-probability under the model's unconstrained distribution of the
-    entity's tokens and its closing delimiter.
+    indexes, labels: the SpanIndex and the entity type of each batch row. Also records each
+    entity's score (Entity.score): the decision to open it, and the mean log-probability under
+    the model's unconstrained distribution of its tokens and closing delimiter.
     """
 
     def __init__(self, indexes: Sequence[SpanIndex], labels: Sequence[str], prompter: Prompter):
@@ -172,16 +176,20 @@ class SpanConstraint(LogitsProcessor):
 
     def _consume(self, tokens: torch.Tensor) -> None:
         logps = self._logp.gather(1, tokens[:, None].to(self._logp.device))[:, 0].tolist()
-        for row, token, logp in zip(self._rows, tokens.tolist(), logps):
-            self._advance(self.seqs[row], token, logp)
+        end_logps = self._logp[:, self.eos_id].tolist()
+        for row, token, logp, end in zip(self._rows, tokens.tolist(), logps, end_logps):
+            self._advance(self.seqs[row], token, logp, end)
 
-    def _advance(self, seq: _Sequence, token: int, logp: float) -> None:
+    def _advance(self, seq: _Sequence, token: int, logp: float, end_logp: float) -> None:
         if seq.mode == _DONE:
             return
         if token == self.eos_id or token not in self._allowed(seq):
             # An entity still open here is incomplete: it is not written.
             seq.mode = _DONE
             return
+        if seq.mode == _OUT:  # the choice between opening an entity and ending the answer
+            high, low = max(logp, end_logp), min(logp, end_logp)
+            seq.decision = logp - high - math.log1p(math.exp(low - high))
         if seq.mode != _SPAN:
             seq.step = 1 if seq.mode == _OUT else seq.step + 1
             seq.mode = _OPEN
@@ -192,7 +200,8 @@ class SpanConstraint(LogitsProcessor):
         seq.logprobs.append(logp)
         ids = seq.node.get(_END)
         if ids is not None:
-            seq.found.append((ids, seq.used[ids], sum(seq.logprobs) / len(seq.logprobs)))
+            mean = sum(seq.logprobs) / len(seq.logprobs)
+            seq.found.append((ids, seq.used[ids], seq.decision + mean))
             seq.used[ids] += 1
             seq.mode = _OUT
 

@@ -3,8 +3,13 @@
 For every gold entity of a training row, the anchor is the type embedding (mean hidden state of
 the type name's tokens in the question), the positive is the entity embedding (mean hidden state
 of the entity's tokens in the text) and the negatives are the hidden states of the `window` text
-tokens on each side of the entity. In training, Gaussian noise of scale `noise` is added to the
-positive (the paper's adversarial augmentation). Similarities are cosines over `temperature`.
+tokens on each side of the entity, and with `cross_type` also the embeddings of the batch's
+entities of other types (so that one type's entities are pushed away from another's). In
+training, Gaussian noise is added to the positive (the paper's adversarial augmentation): of
+standard deviation `noise` per dimension (`relative=False`, the paper's form), or scaled to the
+positive's own norm so that the noise vector's norm is about `noise` times the positive's
+(`relative=True`; hidden states have norms in the tens, which absolute noise of 0.1 does not
+move). Similarities are cosines over `temperature`.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -58,25 +63,36 @@ def info_nce(
     noise: float,
     window: int,
     training: bool,
+    relative: bool = False,
+    cross_type: bool = False,
     generator: Optional[torch.Generator] = None,
+    reduction: str = "mean",
 ) -> Optional[torch.Tensor]:
-    """Mean InfoNCE loss over the gold entities of the batch; None when there is none.
+    """InfoNCE over the gold entities of the batch (mean, or sum with reduction="sum"); None
+    when there is none.
 
     hidden: (batch, seq, dim) hidden states of the chosen layer, rows right-padded.
     """
     found = pairs(rows, window)
     if not found:
         return None
+    entities = [hidden[b, ent].mean(dim=0) for b, _, ent, _ in found]
+    labels = [rows[b].label for b, _, _, _ in found]
     losses = []
-    for b, name, ent, negatives in found:
+    for i, (b, name, ent, negatives) in enumerate(found):
         anchor = hidden[b, name].mean(dim=0)
-        positive = hidden[b, ent].mean(dim=0)
+        positive = entities[i]
         if training and noise > 0:
             eps = torch.randn(
                 positive.shape, generator=generator, device="cpu", dtype=torch.float32
             ).to(positive.device, positive.dtype)
-            positive = positive + noise * eps
-        candidates = torch.cat([positive[None], hidden[b, negatives]], dim=0)
+            scale = noise * positive.detach().norm() / positive.numel() ** 0.5 if relative else noise
+            positive = positive + scale * eps
+        others = [hidden[b, negatives]]
+        if cross_type:
+            others += [entities[j][None] for j in range(len(found)) if labels[j] != labels[i]]
+        candidates = torch.cat([positive[None], *others], dim=0)
         sims = F.cosine_similarity(anchor[None].float(), candidates.float(), dim=-1) / temperature
         losses.append(-torch.log_softmax(sims, dim=0)[0])
-    return torch.stack(losses).mean()
+    total = torch.stack(losses)
+    return total.sum() if reduction == "sum" else total.mean()

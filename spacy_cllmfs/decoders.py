@@ -22,18 +22,23 @@ from .prompts import EncodedText, Prompter
 
 @dataclass(frozen=True)
 class DecoderSettings:
-    """How answers are generated. batch_size counts (text, type) rows, in both decoders."""
+    """How answers are generated. batch_size counts (text, type) rows, in both decoders.
+    threshold: entities whose score (Entity.score, ent._.cllmfs_score) is below it are not
+    written (0: every entity the model writes)."""
 
     max_new_tokens: int = 64
     max_span_tokens: int = 8
     batch_size: int = 48
     reuse_cache: bool = True
+    threshold: float = 0.0
 
     def __post_init__(self):
         for key in ("max_new_tokens", "max_span_tokens", "batch_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"decoding.{key} must be an integer >= 1, got {value!r}.")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"decoding.threshold must be from 0 to 1, got {self.threshold!r}.")
 
     def build(self, lm, prompter: Prompter) -> "Decoder":
         decoder = CachedDecoder if self.reuse_cache else PlainDecoder
@@ -46,9 +51,11 @@ def decoding(
     max_span_tokens: int = 8,
     batch_size: int = 48,
     reuse_cache: bool = True,
+    threshold: float = 0.0,
 ) -> DecoderSettings:
-    """[components.cllmfs_ner.decoding]: constrained greedy decoding."""
-    return DecoderSettings(max_new_tokens, max_span_tokens, batch_size, reuse_cache)
+    """[components.cllmfs_ner.decoding]: constrained greedy decoding; entities scored below
+    `threshold` are left out."""
+    return DecoderSettings(max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold)
 
 
 class Decoder(Protocol):

@@ -28,9 +28,9 @@ from .constraint import Entity, build_span_index
 from .decoders import Decoder, DecoderSettings
 from .errors import AdapterError
 from .language_model import LanguageModel, causal_lm_lora
-from .loss import CLLMFSLoss
+from .loss import CLLMFSLoss, summary
 from .prompts import Labels, Prompter, Template, label_dict
-from .rows import RowSettings, build_rows, collate
+from .rows import RowSettings, build_rows
 
 # The registered functions' signatures hold the defaults of their blocks.
 DEFAULT_CONFIG_STR = """
@@ -53,7 +53,7 @@ scorer = {"@scorers":"spacy.ner_scorer.v1"}
 @misc = "spacy_cllmfs.Decoding.v1"
 
 [cllmfs_ner.loss]
-@losses = "spacy_cllmfs.CLLMFSLoss.v1"
+@losses = "spacy_cllmfs.CLLMFSLoss.v2"
 
 [cllmfs_ner.rows]
 @misc = "spacy_cllmfs.Rows.v1"
@@ -107,6 +107,8 @@ class CLLMFSNer(TrainablePipe):
         self.cfg = {"labels": label_dict(labels)}  # the one owner of the labels
         self._prompter: Optional[Prompter] = None  # built from the labels and the tokenizer
         self._decoder: Optional[Decoder] = None
+        # one entry per update: loss, cross-entropy, InfoNCE, answer rates, rows, passes
+        self.update_log: List[Dict[str, float]] = []
 
     @property
     def language_model(self) -> LanguageModel:
@@ -177,7 +179,10 @@ class CLLMFSNer(TrainablePipe):
         units = windows.units(docs, prompter, self.language_model.context, settings)
         indexes = [build_span_index(u.part, prompter, settings.max_span_tokens) for u in units]
         found = decoder.decode([u.encoded for u in units], indexes, self.labels)
-        return windows.merge(units, found, len(docs))
+        merged = windows.merge(units, found, len(docs))
+        if settings.threshold > 0:
+            merged = [[e for e in ents if e.score >= settings.threshold] for ents in merged]
+        return merged
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[List[Entity]]) -> None:
         for doc, prediction in zip(docs, predictions):
@@ -186,33 +191,51 @@ class CLLMFSNer(TrainablePipe):
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None,
                losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
         """Learn from a batch with the configured loss (cross-entropy + weight x InfoNCE).
-        Only the LoRA weights have gradients; the base model is frozen by peft."""
+        Only the LoRA weights have gradients; the base model is frozen by peft.
+
+        The batch runs in passes of at most rows.pass_tokens padded positions, each text read
+        once for all its types (passes.py); their gradients add up to the batch's. Each
+        update's loss, its parts and the answer rates go to `self.update_log`."""
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "CLLMFSNer.update")
         if not examples:
             return losses
-        rows, batch = self._training_batch(examples)
+        rows = self._training_rows(examples)
+        if not rows:
+            return losses
         lm = self.language_model.lm
+        params = [p for p in lm.parameters() if p.requires_grad]
+        grads = [torch.zeros_like(p) for p in params]
+        total, counts = 0.0, []
         lm.train()
         try:
-            loss, _ = self.loss(lm, rows, batch, training=True)
-            if not torch.isfinite(loss):
-                # One bad batch must not write NaN into the adapter: no gradient, no step.
-                warnings.warn(
-                    f"{self.name}: the loss of a batch of {len(examples)} examples is "
-                    f"{float(loss)}; the batch is skipped. If this repeats, lower the "
-                    f"learning rate or check the data.",
-                    RuntimeWarning,
-                )
-                return losses
-            loss.backward()
+            for loss, part in self.loss.passes(lm, rows, self._prompter.pad_id, training=True,
+                                               max_tokens=self.rows.pass_tokens):
+                if not torch.isfinite(loss):
+                    # One bad batch must not write NaN into the adapter: no gradient, no step.
+                    warnings.warn(
+                        f"{self.name}: the loss of a batch of {len(examples)} examples is "
+                        f"{float(loss)}; the batch is skipped. If this repeats, lower the "
+                        f"learning rate or check the data.",
+                        RuntimeWarning,
+                    )
+                    return losses
+                for grad, g in zip(grads, torch.autograd.grad(loss, params, allow_unused=True)):
+                    if g is not None:
+                        grad += g
+                total += float(loss.detach())
+                counts.append(part)
         finally:
             lm.eval()
+        for p, grad in zip(params, grads):
+            p.grad = grad if p.grad is None else p.grad + grad
         if sgd is not None:
             self.finish_update(sgd)
-        losses[self.name] += float(loss.detach())
+        losses[self.name] += total
+        window = self.loss.negative_window if self.loss.weight > 0 else 0
+        self.update_log.append({"loss": total, **summary(counts, rows, window)})
         return losses
 
     def finish_update(self, sgd) -> None:
@@ -230,9 +253,10 @@ class CLLMFSNer(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores=None) -> Tuple[float, Dict]:
         """The training objective on examples, without updating: (loss, its parts)."""
-        rows, batch = self._training_batch(examples)
+        rows = self._training_rows(examples)
         with torch.no_grad():
-            loss, parts = self.loss(self.language_model.lm, rows, batch, training=False)
+            loss, parts = self.loss(self.language_model.lm, rows, self._prompter.pad_id,
+                                    training=False, max_tokens=self.rows.pass_tokens)
         return float(loss), parts
 
     def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
@@ -330,12 +354,11 @@ class CLLMFSNer(TrainablePipe):
             self._decoder = self.decoding.build(lm.lm, self._prompter)
         return self._prompter, self._decoder
 
-    def _training_batch(self, examples: Iterable[Example]):
-        """The rows of the gold docs and their collated tensors on the model's device."""
+    def _training_rows(self, examples: Iterable[Example]):
+        """The training rows of the gold docs."""
         prompter, _ = self._ready()
-        rows = build_rows([eg.reference for eg in examples], prompter, self.cfg["labels"],
+        return build_rows([eg.reference for eg in examples], prompter, self.cfg["labels"],
                           self.rows)
-        return rows, collate(rows, prompter.pad_id, self.language_model.device)
 
     def _forget_prefix(self) -> None:
         if self._decoder is not None:

@@ -41,23 +41,34 @@ class Row:
 TYPES_KEY = "cllmfs_types"
 
 
+# Padded positions per training pass: activation memory grows with it (about 1.5 MB a position
+# for SmolLM2-135M in float32), not with the batch or the number of types (passes.py).
+PASS_TOKENS = 1024
+
+
 @dataclass(frozen=True)
 class RowSettings:
-    """Which types each training sentence is asked about, and under which names."""
+    """Which types each training sentence is asked about, under which names, and how many
+    padded positions one training pass may hold."""
 
     absent_types: Optional[int] = None  # None: every type; n: the present ones + n absent
     vary_names: bool = False
+    pass_tokens: int = PASS_TOKENS
 
     def __post_init__(self):
         if self.absent_types is not None and self.absent_types < 0:
             raise ValueError(f"rows.absent_types must be >= 0 or null, got {self.absent_types}.")
+        if not isinstance(self.pass_tokens, int) or self.pass_tokens < 1:
+            raise ValueError(f"rows.pass_tokens must be an integer >= 1, got {self.pass_tokens!r}.")
 
 
 @registry.misc("spacy_cllmfs.Rows.v1")
-def row_settings(absent_types: Optional[int] = None, vary_names: bool = False) -> RowSettings:
+def row_settings(absent_types: Optional[int] = None, vary_names: bool = False,
+                 pass_tokens: int = PASS_TOKENS) -> RowSettings:
     """[components.cllmfs_ner.rows]: ask every type (absent_types = null) or the present
-    types and `absent_types` sampled absent ones; vary_names shows varied type names."""
-    return RowSettings(absent_types, vary_names)
+    types and `absent_types` sampled absent ones; vary_names shows varied type names;
+    pass_tokens bounds the padded positions of one training pass (memory)."""
+    return RowSettings(absent_types, vary_names, pass_tokens)
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,34 @@ def test_cut_off_entity_is_not_written(nlp, prompter):
         ids = torch.cat([ids, constraint(ids, scores).argmax(dim=1, keepdim=True)], dim=1)
     constraint.finish(ids[:, 1:])
     assert constraint.entities(0) == []
+
+
+def test_the_score_holds_the_decision_to_answer_and_the_span(nlp, prompter):
+    """Drive one entity token by token with known logits: the score is P(open | open or
+    end) x the geometric mean probability of the span and close tokens."""
+    doc = nlp("Ana met Bo.")
+    index = build_span_index(doc, prompter, max_span_tokens=1)
+    constraint = SpanConstraint([index], ["PERSON"], prompter)
+    span = prompter.encode_spans(["Ana"])[0]
+    planned = list(prompter.open_ids) + list(span) + list(prompter.close_ids)
+    vocab = len(prompter.tokenizer)
+    logps = []
+    ids = torch.zeros((1, 1), dtype=torch.long)
+    for step, token in enumerate(planned):
+        scores = torch.zeros((1, vocab))
+        scores[0, token] = 2.0 + step  # the planned token wins, with a known probability
+        if step == 0:
+            scores[0, prompter.eos_id] = 1.0
+            p = torch.softmax(scores[0], -1)
+            decision = float(p[token] / (p[token] + p[prompter.eos_id]))
+        elif step >= len(prompter.open_ids):
+            logps.append(float(torch.log_softmax(scores[0], -1)[token]))
+        masked = constraint(ids, scores)
+        assert int(masked.argmax()) == token
+        ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+    constraint(ids, torch.zeros((1, vocab)))  # the step that sees the last token
+    (entity,) = constraint.entities(0)
+    assert (entity.start, entity.end) == (0, 1)
+    expected = decision * float(torch.tensor(sum(logps) / len(logps)).exp())
+    assert entity.score == pytest.approx(expected, rel=1e-5)
+    assert entity.score < decision

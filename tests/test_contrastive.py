@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spacy_cllmfs.contrastive import default_layer, info_nce, pairs
-from spacy_cllmfs.rows import Row
+from spacy_cllmfs.rows import Row, collate
 from spacy_cllmfs.prompts import EncodedText, Layout
 
 from .util import TRAIN, examples, tiny_nlp
@@ -33,7 +33,7 @@ def test_the_pairs_of_real_prompts_point_at_the_type_name_and_the_entity():
     nlp = tiny_nlp()
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
-    rows, _ = pipe._training_batch(examples(nlp, TRAIN[:1]))
+    rows = pipe._training_rows(examples(nlp, TRAIN[:1]))
     decode = pipe.language_model.tokenizer.decode
     seen = set()
     for b, name, ent, negatives in pairs(rows, window=1):
@@ -115,12 +115,13 @@ def test_the_loss_uses_the_hidden_states_of_the_chosen_layer(layer):
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
     _, parts = pipe.get_loss(examples(nlp))
-    rows, batch = pipe._training_batch(examples(nlp))
+    rows = pipe._training_rows(examples(nlp))
+    batch = collate(rows, pipe._prompter.pad_id, "cpu")
     with torch.no_grad():
         hidden = pipe.language_model.lm(**batch, output_hidden_states=True).hidden_states
-    expected = [
-        float(info_nce(hidden[k], rows, temperature=0.1,
-                       noise=0.1, window=2, training=False))
+    expected = [  # one forward pass over whole rows, against passes.py's shared reading
+        float(info_nce(hidden[k], rows, temperature=0.1, noise=0.1, window=2,
+                       training=False, relative=True, cross_type=True))
         for k in range(len(hidden))
     ]
     assert parts["info_nce"] == pytest.approx(expected[layer], rel=1e-5)
@@ -132,7 +133,7 @@ def test_cross_entropy_on_response_positions_equals_transformers_loss():
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
     loss, _ = pipe.get_loss(examples(nlp))
-    _, batch = pipe._training_batch(examples(nlp))
+    batch = collate(pipe._training_rows(examples(nlp)), pipe._prompter.pad_id, "cpu")
     with torch.no_grad():
         full = pipe.language_model.lm(**batch).loss  # logits over every position
     assert loss == pytest.approx(float(full), rel=1e-5)

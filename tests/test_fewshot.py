@@ -70,3 +70,30 @@ def test_read_docs_rejects_a_file_that_is_not_a_docbin(tmp_path):
         read_docs(bad, NLP.vocab)
     with pytest.raises(FileNotFoundError, match="spacy convert"):
         read_docs(tmp_path / "missing.spacy", NLP.vocab)
+
+
+def test_the_schedule_scales_with_the_shots():
+    from spacy_cllmfs.schedule import fewshot_steps
+
+    assert fewshot_steps(12, 2, epochs=10) == 60
+    assert fewshot_steps(40, 2, epochs=10) == 200  # K = 20: longer, same epochs
+    assert fewshot_steps(3, 2, epochs=10) == 20  # K = 1: the floor
+    assert fewshot_steps(3, 2, epochs=10, min_steps=1) == 15
+    with pytest.raises(ValueError, match="at least one training sentence"):
+        fewshot_steps(0, 2, epochs=10)
+
+
+def test_schedule_overrides_fit_a_warmup_linear_config():
+    from pathlib import Path
+
+    from spacy_cllmfs.schedule import overrides
+
+    project = Path(__file__).parents[1] / "project" / "configs"
+    config = spacy.util.load_config(project / "fewshot_cpu.cfg")
+    found = overrides(config, n_docs=12, epochs=10, warmup=0.1)
+    assert dict(zip(found[::2], found[1::2])) == {
+        "--training.max_steps": "60", "--training.eval_frequency": "60",
+        "--training.optimizer.learn_rate.total_steps": "60",
+        "--training.optimizer.learn_rate.warmup_steps": "6"}
+    with pytest.raises(ValueError, match="warmup_linear"):
+        overrides(spacy.util.load_config(project / "cllmfs_cpu.cfg"), 12, 10)

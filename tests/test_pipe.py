@@ -177,3 +177,25 @@ def test_training_on_docs_without_entities_and_a_label_with_one_example():
     ]
     losses = nlp.update(egs, sgd=Adam(0.01))
     assert 0 < losses["cllmfs_ner"] < float("inf")
+
+
+def test_the_threshold_leaves_out_entities_scored_below_it(trained_nlp):
+    texts = [t for t, _ in TRAIN]
+    found = [ents(doc) for doc in trained_nlp.pipe(texts)]
+    scores = sorted(s for doc in found for *_, s in doc)
+    assert len(scores) >= 2 and scores[0] < scores[-1]
+    cut = (scores[0] + scores[-1]) / 2
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    settings = pipe.decoding
+    pipe.decoding = dataclasses.replace(settings, threshold=cut)
+    try:
+        kept = [ents(doc) for doc in trained_nlp.pipe(texts)]
+    finally:
+        pipe.decoding = settings
+    assert kept == [[e for e in doc if e[3] >= cut] for doc in found]
+    assert 0 < sum(map(len, kept)) < sum(map(len, found))
+
+
+def test_the_threshold_is_a_probability():
+    with pytest.raises(ValueError, match="threshold"):
+        tiny_nlp(decoding={"threshold": 1.5})

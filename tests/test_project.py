@@ -87,8 +87,9 @@ def compared(project):
     ner.to_disk(project / "configs" / "spacy_ner_smoke.cfg")
     subprocess.run(
         [sys.executable, "-m", "spacy", "project", "run", "compare", str(project),
-         "--vars.config", "cllmfs_smoke", "--vars.ner_config", "spacy_ner_smoke",
-         "--vars.compare_domain", "news", "--vars.compare_shots", "2 3",
+         "--vars.compare_config", "cllmfs_smoke", "--vars.compare_blank_config", "cllmfs_smoke",
+         "--vars.ner_config", "spacy_ner_smoke", "--vars.compare_domain", "news",
+         "--vars.compare_epochs", "1", "--vars.compare_shots", "2 3",
          "--vars.compare_seeds", "1 2", "--vars.compare_test_limit", "8",
          "--vars.compare_jobs", "2"],
         check=True,
@@ -99,7 +100,8 @@ def compared(project):
 
 def test_compare_scores_every_system_on_the_same_shots_and_test_docs(compared):
     result = json.loads((compared / "metrics" / "compare.json").read_text())
-    systems = ["cllmfs", "no_contrastive", "no_noise", "spacy_ner", "spacy_llm_icl", "zero_shot"]
+    systems = ["cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
+               "spacy_ner", "spacy_llm_icl", "zero_shot"]
     assert list(result["systems"]) == systems
     assert result["test_docs"] == 8 and result["shots"] == [2, 3] and result["seeds"] == [1, 2]
     for name in systems:

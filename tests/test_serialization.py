@@ -120,9 +120,20 @@ def test_a_nan_loss_skips_the_batch_and_leaves_the_weights(trained_nlp, monkeypa
     pipe = nlp.get_pipe("cllmfs_ner")
     lm = pipe.language_model.lm
     before = {n: p.detach().clone() for n, p in lm.named_parameters() if p.requires_grad}
-    monkeypatch.setattr(pipe, "loss", lambda lm, rows, batch, training: (torch.tensor(float("nan")), {}))
+    from spacy_cllmfs.loss import CLLMFSLoss
+
+    class NaNInSecondPass(CLLMFSLoss):
+        """A finite first pass, then NaN: the first pass's gradient must not land either."""
+
+        def passes(self, lm, rows, pad_id, *, training, max_tokens):
+            found = super().passes(lm, rows, pad_id, training=training, max_tokens=max_tokens)
+            yield next(found)
+            yield torch.tensor(float("nan")), {}
+
+    monkeypatch.setattr(pipe, "loss", NaNInSecondPass())
     with pytest.warns(RuntimeWarning, match="is nan; the batch is skipped"):
         losses = nlp.update(examples(nlp), sgd=Adam(0.01))
     assert losses["cllmfs_ner"] == 0.0
     after = dict(lm.named_parameters())
     assert all(torch.equal(before[n], after[n]) for n in before)
+    assert all(p.grad is None or not p.grad.any() for p in after.values())

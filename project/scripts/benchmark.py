@@ -36,6 +36,7 @@ from spacy.training import Example
 from thinc.api import Adam
 
 from spacy_cllmfs.corpus import read_docs
+from spacy_cllmfs.rows import collate
 
 TARGETS = {"pipeline_over_limit": 0.5, "pipeline_over_naive": 10.0, "peak_rss_mb": 1536,
            "load_warm_s": 5.0, "train_over_plain": 0.7}
@@ -112,7 +113,7 @@ def training(pipe, examples, steps: int):
     batches = [examples[2 * i : 2 * i + 2] for i in range(steps + 1)]
     plain_s = train_s = tokens = 0
     for step, batch in enumerate(batches):
-        _, tensors = pipe._training_batch(batch)
+        tensors = collate(pipe._training_rows(batch), pipe._prompter.pad_id, lm.device)
         lm.train()
 
         def plain():

@@ -24,9 +24,15 @@ LICENCES = {
 
 
 def curve(log_path: Path):
-    """(steps, mean loss per step) from either training log."""
+    """(steps, mean loss per step) from either training log. spacy train's log has a line per
+    update of the component ("update"): those are used when present (with
+    accumulate_gradient, an update is a micro-batch)."""
+    records = list(srsly.read_jsonl(log_path))
+    updates = [r for r in records if "update" in r]
+    if updates:
+        return [r["update"] for r in updates], [r["loss"] for r in updates]
     steps, losses, last = [], [], 0
-    for record in srsly.read_jsonl(log_path):
+    for record in records:
         if "losses" in record:  # spacy train: summed since the previous evaluation
             span = max(1, record["step"] - last)
             last = record["step"]

@@ -2,28 +2,35 @@
 K-shot training sets (one per seed and K) and the same test documents.
 
 Systems (each trained/prompted on the same shots, scored with strict seqeval micro F1 on the
-seed's N types):
-  cllmfs          the component's config as shipped (cross-entropy + InfoNCE with noise)
-  no_contrastive  the same with contrastive_weight = 0 (plain LoRA fine-tuning)
-  no_noise        the same with noise = 0 (InfoNCE without Gaussian noise)
-  spacy_ner       spaCy's own `ner`, `spacy init config -p ner` (CPU, efficiency) as is
-  spacy_llm_icl   spacy-llm's `spacy.NER.v3` on the same base model (spacy_cllmfs.CLLMFS.v1,
-                  no adapter), with the K shots as in-context examples
-  zero_shot       the untrained component (base model + constrained decoding)
-More variants: --variant NAME=--components.cllmfs_ner.temperature=0.5,--training.max_steps=80
+seed's N types; every LLM system gets the types' one-line descriptions, --descriptions):
+  cllmfs             the few-shot recipe (CONFIG): from the shipped general adapter, loss v2
+                     (cross-entropy + InfoNCE with noise), the schedule scaled by the shots
+                     (spacy_cllmfs.schedule: --epochs, warmup and linear decay)
+  cllmfs_blank       the earlier recipe (--blank-config): from a blank adapter, its own steps
+  no_contrastive     cllmfs with loss.weight = 0 (plain LoRA fine-tuning)
+  no_noise           cllmfs with loss.noise = 0 (InfoNCE without Gaussian noise)
+  general_zero_shot  the shipped general adapter, untrained on the shots
+  spacy_ner          spaCy's own `ner`, `spacy init config -p ner` (CPU, efficiency) as is
+  spacy_llm_icl      spacy-llm's `spacy.NER.v3` on the same base model (spacy_cllmfs.CLLMFS.v1,
+                     no adapter), the K shots as in-context examples, the descriptions as its
+                     label_definitions
+  zero_shot          the component with a blank adapter, untrained (base model + constrained
+                     decoding)
+More variants of cllmfs: --variant NAME=--components.cllmfs_ner.loss.layer=20,--training.x=y
 
-Without --dev, the LLM systems are trained for the config's steps and scored as they end
+Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
 default config, whose patience needs a dev corpus: it gets the shots themselves.
 
 Usage: python scripts/compare.py CONFIG NER_CONFIG CORPUS_DIR WORK_DIR METRICS_DIR
-           --ways 3 --shots 5 10 --seeds 1 2 3 [--test-limit 500] [--jobs 2]
+           --blank-config BLANK_CONFIG --descriptions TYPES_JSON
+           --ways 3 --shots 5 10 --seeds 1 2 3 [--test-limit 500] [--jobs 2] [--epochs 10]
 Reads CORPUS_DIR/train.spacy and test.spacy (--split dev: dev.spacy, to choose settings). Each
 run's scores go to WORK_DIR/runs/<system>_k<K>_seed<S>-<key>.json, where <key> is a hash of
-what determines the run (the config file's text, the system's overrides, the data files, N, K,
-the seed, the split and its subset): a run is reused only when all of these are unchanged, so
-after a config change the command re-runs what the change touches. Writes
-METRICS_DIR/compare.json, compare.md and compare.png.
+what determines the run (the config file's text, the system's overrides, the schedule, the
+descriptions, the data files, N, K, the seed, the split and its subset): a run is reused only
+when all of these are unchanged, so after a config change the command re-runs what the change
+touches. Writes METRICS_DIR/compare.json, compare.md and compare.png.
 """
 import argparse
 import functools
@@ -41,16 +48,40 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
+from spacy_cllmfs import schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.scoring import aggregate, strict_scores, unannotated
 
-SYSTEMS = ("cllmfs", "no_contrastive", "no_noise", "spacy_ner", "spacy_llm_icl", "zero_shot")
+SYSTEMS = ("cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
+           "spacy_ner", "spacy_llm_icl", "zero_shot")
+TRAINING_LOG = Path(__file__).parent / "training_log.py"
+# Trained with CONFIG and the scaled schedule, with these overrides.
 ABLATIONS = {
     "cllmfs": [],
     "no_contrastive": ["--components.cllmfs_ner.loss.weight", "0"],
     "no_noise": ["--components.cllmfs_ner.loss.noise", "0"],
 }
+# Untrained on the shots, so K does not matter: one run per seed serves every K.
+UNTRAINED = {
+    "general_zero_shot": [],
+    "zero_shot": ["--components.cllmfs_ner.model.start", "blank"],
+}
+
+
+def config_of(args, name: str) -> Path:
+    return {"spacy_ner": args.ner_config, "cllmfs_blank": args.blank_config}.get(name, args.config)
+
+
+def descriptions(args, types):
+    """{type: description} for the seed's types (a list when no descriptions are given)."""
+    if args.descriptions is None:
+        return list(types)
+    known = {k: v for k, v in srsly.read_json(args.descriptions).items() if not k.startswith("_")}
+    missing = [t for t in types if t not in known]
+    if missing:
+        raise SystemExit(f"{args.descriptions} has no description for {missing}.")
+    return {t: known[t] for t in types}
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,19 +90,23 @@ def _digest(path) -> str:
 
 
 def run_key(args, name: str, k: int, seed: int) -> str:
-    """A hash of what determines a run. The zero-shot system sees no shots: K is left out,
-    so its run serves every K of a seed (same types, same test sentences)."""
-    config = args.ner_config if name == "spacy_ner" else args.config
+    """A hash of what determines a run. The untrained systems see no shots: K is left out,
+    so their run serves every K of a seed (same types, same test sentences)."""
+    config = config_of(args, name)
+    scheduled = name in ABLATIONS or name in args.variants
     parts = {
-        "system": name, "config": Path(config).read_text(encoding="utf8"),
-        "overrides": [str(o) for o in {**ABLATIONS, **args.variants}.get(name, [])],
+        "system": name, "config": Path(config).read_text(encoding="utf8") if config else None,
+        "overrides": [str(o) for o in {**ABLATIONS, **UNTRAINED, **args.variants}.get(name, [])],
+        "schedule": [args.epochs, args.warmup] if scheduled else None,
+        "descriptions": _digest(args.descriptions)
+        if args.descriptions and name != "spacy_ner" else None,
         "train": _digest(args.corpus / "train.spacy"),
         "eval": _digest(args.corpus / f"{args.split}.spacy"), "split": args.split,
         "test_limit": args.test_limit, "ways": args.ways, "k": k, "seed": seed,
         "dev": _digest(args.dev) if args.dev else None,
         "icl_max_new_tokens": args.icl_max_new_tokens if name == "spacy_llm_icl" else None,
     }
-    if name == "zero_shot":
+    if name in UNTRAINED:
         parts.pop("k")
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf8")).hexdigest()[:12]
 
@@ -99,13 +134,17 @@ def score(nlp, gold, labels, batch_size=32):
 
 
 def icl_pipeline(config_path: Path, labels, shots_path: Path, max_new_tokens: int):
-    """spacy-llm's NER.v3 on the CLLMFS config's base model, the shots as its examples."""
+    """spacy-llm's NER.v3 on the CLLMFS config's base model, the shots as its examples and
+    the descriptions (labels as a dict) as its label definitions."""
     from spacy.training import Example
 
     base = spacy.util.load_config(config_path)["components"]["cllmfs_ner"]["model"]["base_model"]
     nlp = spacy.blank("en")
+    task = {"@llm_tasks": "spacy.NER.v3", "labels": list(labels)}
+    if isinstance(labels, dict):
+        task["label_definitions"] = dict(labels)
     nlp.add_pipe("llm", config={
-        "task": {"@llm_tasks": "spacy.NER.v3", "labels": list(labels)},
+        "task": task,
         "model": {"@llm_models": "spacy_cllmfs.CLLMFS.v1", "base_model": dict(base),
                   "max_new_tokens": max_new_tokens},
     })
@@ -132,13 +171,15 @@ def run_unit(args, k: int, seed: int, threads: int):
     types, indices = sample_episode(train, args.ways, k, seed)
     shots_path, labels_path = work / "shots.spacy", work / "labels.json"
     DocBin(docs=[train[i] for i in indices], store_user_data=True).to_disk(shots_path)
-    srsly.write_json(labels_path, types)
+    labels = descriptions(args, types)
+    srsly.write_json(labels_path, labels)
     dev = args.dev if args.dev else shots_path
     common = ["--paths.train", shots_path, "--paths.dev", dev, "--system.seed", seed]
     llm_common = [*common, "--paths.labels", labels_path]
-    if not args.dev:  # no checkpoint selection: evaluate once, at the end, on the shots
-        steps = spacy.util.load_config(args.config)["training"]["max_steps"]
-        llm_common += ["--training.eval_frequency", steps]
+    config = spacy.util.load_config(args.config)
+    planned = schedule.overrides(config, len(indices), args.epochs, args.warmup)
+    if args.dev:  # checkpoints chosen on dev: evaluate a few times
+        planned[3] = str(max(1, int(planned[1]) // 4))
     variants = {**{name: ABLATIONS[name] for name in ABLATIONS if name in args.systems},
                 **args.variants}
     written = []
@@ -156,15 +197,27 @@ def run_unit(args, k: int, seed: int, threads: int):
         print(f"k={k} seed={seed} {name}: F1 {100 * result['f1']:.1f} "
               f"({result['seconds']:.0f} s)", flush=True)
 
-    for name, overrides in variants.items():
-        if done(name):
-            continue
+    def trained(name, config_path, overrides):
         started = time.time()
         out = work / name
-        spacy_cli("train", args.config, "--output", out, *llm_common, *overrides,
-                  threads=threads)
+        # the per-update log (loss, answer rates), where the config has the JSONL logger
+        has_log = "log" in spacy.util.load_config(config_path)["paths"]
+        log = ["--paths.log", out / "log.jsonl"] if has_log else []
+        spacy_cli("train", config_path, "--output", out, "--code", TRAINING_LOG, *llm_common,
+                  *log, *overrides, threads=threads)
         stage = "model-best" if args.dev else "model-last"
-        save(name, score(spacy.load(out / stage), test, types), started)
+        result = score(spacy.load(out / stage), test, types)
+        save(name, {**result, **training_summary(out / "log.jsonl")}, started)
+
+    for name, overrides in variants.items():
+        if not done(name):
+            trained(name, args.config, [*planned, *overrides])
+    if "cllmfs_blank" in args.systems and not done("cllmfs_blank"):
+        if args.blank_config is None:
+            raise SystemExit("cllmfs_blank needs --blank-config (the recipe from a blank adapter).")
+        steps = spacy.util.load_config(args.blank_config)["training"]["max_steps"]
+        eval_every = steps if not args.dev else max(1, steps // 4)
+        trained("cllmfs_blank", args.blank_config, ["--training.eval_frequency", eval_every])
     if "spacy_ner" in args.systems and not done("spacy_ner"):
         started = time.time()
         out = work / "spacy_ner"
@@ -172,23 +225,40 @@ def run_unit(args, k: int, seed: int, threads: int):
         save("spacy_ner", score(spacy.load(out / "model-best"), test, types, 256), started)
     if "spacy_llm_icl" in args.systems and not done("spacy_llm_icl"):
         started = time.time()
-        nlp = icl_pipeline(args.config, types, shots_path, args.icl_max_new_tokens)
+        nlp = icl_pipeline(args.config, labels, shots_path, args.icl_max_new_tokens)
         save("spacy_llm_icl", score(nlp, test, types, 8), started)
-    if "zero_shot" in args.systems and not done("zero_shot"):
+    for name, overrides in UNTRAINED.items():
+        if name not in args.systems or done(name):
+            continue
         started = time.time()
         # Untrained, so K does not matter: reuse this seed's run at another K (same key).
-        key = run_key(args, "zero_shot", k, seed)
-        for path in sorted(runs.glob(f"zero_shot_k*_seed{seed}-{key}.json")):
+        key = run_key(args, name, k, seed)
+        for path in sorted(runs.glob(f"{name}_k*_seed{seed}-{key}.json")):
             other = srsly.read_json(path)
             other.pop("seconds", None)
-            save("zero_shot", {**other, "reused_from": path.name}, started)
+            save(name, {**other, "reused_from": path.name}, started)
             break
-    if "zero_shot" in args.systems and not done("zero_shot"):
-        started = time.time()
-        out = work / "zero_shot"
-        spacy_cli("assemble", args.config, out, "--paths.labels", labels_path, threads=threads)
-        save("zero_shot", score(spacy.load(out), test, types), started)
+        if not done(name):
+            out = work / name
+            spacy_cli("assemble", args.config, out, "--paths.labels", labels_path, *overrides,
+                      threads=threads)
+            save(name, score(spacy.load(out), test, types), started)
     return written
+
+
+def training_summary(log_path: Path) -> dict:
+    """From the training log (scripts/training_log.py): the number of updates, the first and
+    last losses, and the answer rates (model and gold) over the last tenth of the updates."""
+    if not log_path.exists():
+        return {}
+    updates = [r for r in srsly.read_jsonl(log_path) if "update" in r]
+    if not updates:
+        return {}
+    tail = updates[-max(1, len(updates) // 10):]
+    return {"updates": len(updates), "first_loss": updates[0]["loss"],
+            "last_loss": updates[-1]["loss"],
+            "answer_rate": sum(r.get("answer_rate", 0) for r in tail) / len(tail),
+            "answer_rate_gold": sum(r.get("answer_rate_gold", 0) for r in tail) / len(tail)}
 
 
 def summarise(args, names, settings) -> dict:
@@ -296,6 +366,14 @@ def main() -> None:
     parser.add_argument("--dev", type=Path, default=None,
                         help="a dev corpus to pick the LLM checkpoints with (default: none)")
     parser.add_argument("--icl-max-new-tokens", type=int, default=96)
+    parser.add_argument("--blank-config", type=Path, default=None,
+                        help="cllmfs_blank's config: the recipe from a blank adapter")
+    parser.add_argument("--descriptions", type=Path, default=None,
+                        help="JSON {type: one-line description} for the LLM systems")
+    parser.add_argument("--epochs", type=float, default=10.0,
+                        help="epochs over the shots for the scheduled systems (cllmfs, ablations)")
+    parser.add_argument("--warmup", type=float, default=0.1,
+                        help="share of the steps with a rising learning rate")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
@@ -318,7 +396,9 @@ def main() -> None:
         "test_docs": len(test_subset(test, args.test_limit)), "test_total": len(test),
         "test_subset": "all" if not args.test_limit or args.test_limit >= len(test) else
         f"{args.test_limit} sentences drawn with random.Random(0).sample, in corpus order",
-        "config": str(args.config), "checkpoint": "model-best" if args.dev else "model-last",
+        "config": str(args.config), "blank_config": str(args.blank_config),
+        "descriptions": str(args.descriptions), "epochs": args.epochs, "warmup": args.warmup,
+        "checkpoint": "model-best" if args.dev else "model-last",
         "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},
     }
     names = [s for s in SYSTEMS if s in args.systems] + list(args.variants)

@@ -96,7 +96,7 @@ def train(args) -> None:
     from spacy_cllmfs import adapter, loading
     from spacy_cllmfs.loss import CLLMFSLoss
     from spacy_cllmfs.prompts import Prompter, Template
-    from spacy_cllmfs.rows import RowSettings, build_rows, collate
+    from spacy_cllmfs.rows import RowSettings, build_rows
 
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -142,9 +142,8 @@ def train(args) -> None:
         batch_docs = [docs[i] for i in order[: args.batch_docs]]
         del order[: args.batch_docs]
         rows = build_rows(batch_docs, prompter, {}, settings, rng)
-        batch = collate(rows, prompter.pad_id, device)
-        with autocast:
-            loss, parts = loss_fn(lm, rows, batch, training=True)
+        with autocast:  # one pass: each text read once for its types (passes.py)
+            loss, parts = loss_fn(lm, rows, prompter.pad_id, training=True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -1,6 +1,9 @@
 """A spaCy training logger (for `spacy train --code scripts/training_log.py`) that writes each
 evaluation's step, losses and scores to a JSONL file beside the console table, so that
-scripts/card.py can draw the loss curve. Chain it with the console logger:
+scripts/card.py can draw the loss curve, and every update of the cllmfs_ner component (its loss,
+cross-entropy, InfoNCE and answer rates: the model's share of rows it would open an answer for,
+and the gold share) as {"update": i, ...} lines, so that a collapse to "none" is visible step by
+step. Chain it with the console logger:
 
     [training.logger]
     @loggers = "spacy.ChainLogger.v1"
@@ -27,10 +30,19 @@ def jsonl_logger(path: str):
         target.parent.mkdir(parents=True, exist_ok=True)
         file_ = target.open("w", encoding="utf8")
         started = time.time()
+        pipe = nlp.get_pipe("cllmfs_ner") if "cllmfs_ner" in nlp.pipe_names else None
+        written = [0]
+
+        def write_updates():
+            log = getattr(pipe, "update_log", [])
+            for i in range(written[0], len(log)):
+                file_.write(json.dumps({"update": i + 1, **log[i]}) + "\n")
+            written[0] = len(log)
 
         def log_step(info):
             if info is None:
                 return
+            write_updates()
             record = {"step": info["step"], "epoch": info["epoch"],
                       "seconds": round(time.time() - started, 1),
                       "losses": info["losses"], "score": info["score"],
@@ -39,6 +51,10 @@ def jsonl_logger(path: str):
             file_.write(json.dumps(record) + "\n")
             file_.flush()
 
-        return log_step, file_.close
+        def finalize():
+            write_updates()
+            file_.close()
+
+        return log_step, finalize
 
     return setup

@@ -1,0 +1,40 @@
+"""The few-shot schedule: training length scaled by the number of training sentences.
+
+A fixed number of steps is many epochs for K = 1 and few for K = 20. Here the length is a
+number of epochs over the shots, with a floor, and the learning rate warms up linearly over the
+first `warmup` share of the steps and decays linearly to zero (thinc's warmup_linear):
+
+    steps = max(min_steps, ceil(epochs x sentences / batch size))
+
+`overrides` turns it into `spacy train` overrides for a config whose learning rate is a
+warmup_linear schedule ([training.optimizer.learn_rate]) and whose batcher has a fixed `size`.
+"""
+import math
+from typing import List
+
+
+def fewshot_steps(n_docs: int, batch_size: int, epochs: float, min_steps: int = 20) -> int:
+    if n_docs < 1 or batch_size < 1 or epochs <= 0:
+        raise ValueError(
+            f"A schedule needs at least one training sentence, a batch size >= 1 and epochs "
+            f"> 0; got {n_docs} sentences, batch size {batch_size}, {epochs} epochs."
+        )
+    return max(min_steps, math.ceil(epochs * n_docs / batch_size))
+
+
+def overrides(config, n_docs: int, epochs: float, warmup: float = 0.1,
+              min_steps: int = 20) -> List[str]:
+    """`spacy train` overrides: max_steps, the schedule's total and warmup steps, and one
+    evaluation at the end (a few-shot user has no dev set to choose a checkpoint with)."""
+    training = config["training"]
+    schedule = training["optimizer"].get("learn_rate")
+    if not isinstance(schedule, dict) or schedule.get("@schedules") != "warmup_linear.v1":
+        raise ValueError(
+            "The few-shot schedule needs [training.optimizer.learn_rate] with "
+            "@schedules = \"warmup_linear.v1\" in the training config."
+        )
+    steps = fewshot_steps(n_docs, int(training["batcher"]["size"]), epochs, min_steps)
+    section = "--training.optimizer.learn_rate"
+    return ["--training.max_steps", str(steps), "--training.eval_frequency", str(steps),
+            f"{section}.total_steps", str(steps),
+            f"{section}.warmup_steps", str(max(1, round(warmup * steps)))]
