@@ -198,8 +198,13 @@ def test_the_source_workflow_trains_scores_and_writes_a_card(source_project):
     assert pipe.label_descriptions["Organ"] == "organs, such as the liver, heart or lung"
     assert pipe.rows.absent_types == 2 and pipe.rows.vary_names
     log = list(srsly.read_jsonl(root / "training" / "source" / "log.jsonl"))
-    assert [r["step"] for r in log] == [0, 2, 4]
-    assert all(r["losses"]["cllmfs_ner"] >= 0 for r in log)
+    evaluations = [r for r in log if "step" in r]
+    assert [r["step"] for r in evaluations] == [0, 2, 4]
+    assert all(r["losses"]["cllmfs_ner"] >= 0 for r in evaluations)
+    # and a line per update of the component: its loss and answer rates
+    updates = [r for r in log if "update" in r]
+    assert [r["update"] for r in updates] == [1, 2, 3, 4, 5]  # spaCy updates at steps 0 to 4
+    assert all(r["loss"] > 0 and 0 <= r["answer_rate"] <= 1 and r["rows"] > 0 for r in updates)
     scores = srsly.read_json(root / "metrics" / "source" / "scores.json")
     assert {"source/wikigold", "source/sec", "source/anem", "source/uner", "news"} <= set(scores)
     assert scores["source/wikigold"]["docs"] == 2  # every 5th of 10 documents is held out

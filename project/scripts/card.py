@@ -53,7 +53,7 @@ def plot(steps, losses, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(steps, losses)
-    ax.set_xlabel("step")
+    ax.set_xlabel("step (update of the component, with accumulate_gradient a micro-batch)")
     ax.set_ylabel("loss (cross-entropy + 0.1 x InfoNCE)")
     ax.set_title(title)
     ax.set_yscale("log")
@@ -66,6 +66,9 @@ def main(args) -> None:
     steps, losses = curve(args.log)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(steps, losses, args.out / "loss.png", f"{args.name}: training loss")
+    # optimizer steps: spacy train's evaluation lines count them (the curve may count updates)
+    evaluated = [r["step"] for r in srsly.read_jsonl(args.log) if "step" in r]
+    last_step = evaluated[-1] if evaluated else (steps[-1] if steps else 0)
     summary = srsly.read_json(args.summary) if args.summary else {}
     counts = srsly.read_json(args.counts) if args.counts else {}
     scores = srsly.read_json(args.scores)
@@ -75,7 +78,7 @@ def main(args) -> None:
         "name": args.name, "template": args.template, "base_model": identity,
         "data": {c: {**counts.get(c, {}), "licence": LICENCES[c]} for c in LICENCES
                  if not counts or c in counts},
-        "training": {**summary, "steps": steps[-1] if steps else 0,
+        "training": {**summary, "steps": last_step,
                      "final_loss": round(losses[-1], 4) if losses else None},
         "zero_shot": {k: {"f1": round(100 * v["f1"], 1), "docs": v["docs"],
                           "docs_per_second": v["docs_per_second"]} for k, v in tasks.items()},
