@@ -4,7 +4,7 @@ Draws an N-way K-shot set (Few-NERD's sampler) from the source corpora's trainin
 (corpus/source/<corpus>/train.spacy, converted by convert-source), gives each type its
 description from configs/source_types.json, and runs `python -m spacy train CONFIG` on it once
 per --pass-tokens value, side by side in one run: each process's peak RSS (getrusage of the
-child) and wall time, printed and written as JSON.
+child), wall time and CPU time, printed and written as JSON.
 
 Usage: python scripts/train_cost.py configs/fewshot_cpu.cfg corpus/source metrics/train_cost.json
            --corpora anem wikigold --ways 13 --shots 5 --seed 1 --pass-tokens 1024 1000000
@@ -68,15 +68,19 @@ def main(args) -> None:
         # A fresh wrapper per run: its children's ru_maxrss is this run's peak alone.
         wrapper = [sys.executable, "-c",
                    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-                   "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"]
+                   "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+                   "print('PEAK_KB', u.ru_maxrss, 'CPU_S', u.ru_utime + u.ru_stime)"]
         done = subprocess.run(wrapper + command, env=env, capture_output=True, text=True)
         seconds = time.time() - started
         if done.returncode:
             print(done.stdout[-3000:], done.stderr[-3000:])
             raise SystemExit(f"spacy train failed with pass_tokens = {budget}")
-        peak_kb = int(done.stdout.rsplit("PEAK_KB", 1)[1].split()[0])
+        usage = done.stdout.rsplit("PEAK_KB", 1)[1].split()
+        peak_kb, cpu_s = int(usage[0]), float(usage[2])
         updates = [r for r in srsly.read_jsonl(out / "log.jsonl") if "update" in r]
-        run = {"pass_tokens": budget, "seconds": round(seconds, 1),
+        # cpu_seconds: user + system time of the run, which other work on the machine does
+        # not inflate as much as it does wall time
+        run = {"pass_tokens": budget, "seconds": round(seconds, 1), "cpu_seconds": round(cpu_s),
                "peak_rss_mb": round(peak_kb / 1024), "updates": len(updates),
                "passes_per_update": sum(u["passes"] for u in updates) / max(1, len(updates)),
                "rows_per_update": sum(u["rows"] for u in updates) / max(1, len(updates)),

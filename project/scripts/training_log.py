@@ -39,10 +39,11 @@ def jsonl_logger(path: str):
                 file_.write(json.dumps({"update": i + 1, **log[i]}) + "\n")
             written[0] = len(log)
 
-        def log_step(info):
-            if info is None:
-                return
+        def log_step(info):  # spacy train calls it every step, with None between evaluations
             write_updates()
+            if info is None:
+                file_.flush()
+                return
             record = {"step": info["step"], "epoch": info["epoch"],
                       "seconds": round(time.time() - started, 1),
                       "losses": info["losses"], "score": info["score"],
