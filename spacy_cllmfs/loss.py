@@ -112,7 +112,11 @@ class CLLMFSLoss:
             counts.append(part)
         if total is None:  # no rows
             total = torch.zeros((), device=lm.device)
-        return total, summary(counts, rows, self.negative_window if self.weight > 0 else 0)
+        return total, self.summary(counts, rows)
+
+    def summary(self, counts: Sequence[Dict[str, float]], rows: Sequence[Row]) -> Dict:
+        """The parts of a batch's loss from the counts of its passes (see `summary`)."""
+        return summary(counts, rows, self.negative_window if self.weight > 0 else 0)
 
 
 def summary(counts: Sequence[Dict[str, float]], rows: Sequence[Row], window: int) -> Dict:

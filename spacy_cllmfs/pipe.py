@@ -28,7 +28,7 @@ from .constraint import Entity, build_span_index
 from .decoders import Decoder, DecoderSettings
 from .errors import AdapterError
 from .language_model import LanguageModel, causal_lm_lora
-from .loss import CLLMFSLoss, summary
+from .loss import CLLMFSLoss
 from .prompts import Labels, Prompter, Template, label_dict
 from .rows import RowSettings, build_rows
 
@@ -234,8 +234,7 @@ class CLLMFSNer(TrainablePipe):
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += total
-        window = self.loss.negative_window if self.loss.weight > 0 else 0
-        self.update_log.append({"loss": total, **summary(counts, rows, window)})
+        self.update_log.append({"loss": total, **self.loss.summary(counts, rows)})
         return losses
 
     def finish_update(self, sgd) -> None:

@@ -22,10 +22,16 @@ def fewshot_steps(n_docs: int, batch_size: int, epochs: float, min_steps: int = 
     return max(min_steps, math.ceil(epochs * n_docs / batch_size))
 
 
+def eval_frequency(steps: int, evaluations: int = 1) -> int:
+    """Evaluate `evaluations` times over `steps` (once, at the end, by default)."""
+    return max(1, steps // evaluations)
+
+
 def overrides(config, n_docs: int, epochs: float, warmup: float = 0.1,
-              min_steps: int = 20) -> List[str]:
-    """`spacy train` overrides: max_steps, the schedule's total and warmup steps, and one
-    evaluation at the end (a few-shot user has no dev set to choose a checkpoint with)."""
+              min_steps: int = 20, evaluations: int = 1) -> List[str]:
+    """`spacy train` overrides: max_steps, the schedule's total and warmup steps, and the
+    evaluation frequency: by default one evaluation at the end (a few-shot user has no dev
+    set to choose a checkpoint with)."""
     training = config["training"]
     schedule = training["optimizer"].get("learn_rate")
     if not isinstance(schedule, dict) or schedule.get("@schedules") != "warmup_linear.v1":
@@ -35,6 +41,7 @@ def overrides(config, n_docs: int, epochs: float, warmup: float = 0.1,
         )
     steps = fewshot_steps(n_docs, int(training["batcher"]["size"]), epochs, min_steps)
     section = "--training.optimizer.learn_rate"
-    return ["--training.max_steps", str(steps), "--training.eval_frequency", str(steps),
+    return ["--training.max_steps", str(steps),
+            "--training.eval_frequency", str(eval_frequency(steps, evaluations)),
             f"{section}.total_steps", str(steps),
             f"{section}.warmup_steps", str(max(1, round(warmup * steps)))]

@@ -97,3 +97,11 @@ def test_schedule_overrides_fit_a_warmup_linear_config():
         "--training.optimizer.learn_rate.warmup_steps": "6"}
     with pytest.raises(ValueError, match="warmup_linear"):
         overrides(spacy.util.load_config(project / "cllmfs_cpu.cfg"), 12, 10)
+
+
+def test_evaluations_spread_over_the_steps():
+    from spacy_cllmfs.schedule import eval_frequency
+
+    assert eval_frequency(60) == 60
+    assert eval_frequency(60, 4) == 15
+    assert eval_frequency(3, 4) == 1

@@ -176,10 +176,10 @@ def run_unit(args, k: int, seed: int, threads: int):
     dev = args.dev if args.dev else shots_path
     common = ["--paths.train", shots_path, "--paths.dev", dev, "--system.seed", seed]
     llm_common = [*common, "--paths.labels", labels_path]
+    evaluations = 4 if args.dev else 1  # checkpoints chosen on dev: evaluate a few times
     config = spacy.util.load_config(args.config)
-    planned = schedule.overrides(config, len(indices), args.epochs, args.warmup)
-    if args.dev:  # checkpoints chosen on dev: evaluate a few times
-        planned[3] = str(max(1, int(planned[1]) // 4))
+    planned = schedule.overrides(config, len(indices), args.epochs, args.warmup,
+                                 evaluations=evaluations)
     variants = {**{name: ABLATIONS[name] for name in ABLATIONS if name in args.systems},
                 **args.variants}
     written = []
@@ -216,8 +216,8 @@ def run_unit(args, k: int, seed: int, threads: int):
         if args.blank_config is None:
             raise SystemExit("cllmfs_blank needs --blank-config (the recipe from a blank adapter).")
         steps = spacy.util.load_config(args.blank_config)["training"]["max_steps"]
-        eval_every = steps if not args.dev else max(1, steps // 4)
-        trained("cllmfs_blank", args.blank_config, ["--training.eval_frequency", eval_every])
+        trained("cllmfs_blank", args.blank_config,
+                ["--training.eval_frequency", schedule.eval_frequency(steps, evaluations)])
     if "spacy_ner" in args.systems and not done("spacy_ner"):
         started = time.time()
         out = work / "spacy_ner"
