@@ -3,20 +3,72 @@
 A prompt is prefix + text + question(type) (the templates put the text before the type):
 - the prefix's key/value cache is computed once per loaded adapter and copied into each batch;
 - each document's text is encoded once, and its cache serves the question of every type;
+- each type's question is read after every text in one pass per type (no question padding);
 - all (document, type) rows then decode together, greedily under the SpanConstraint, and rows
   that finish leave the batch, so late steps run only on the rows still writing;
-- every forward pass asks for the logits of the last position only.
+- every forward pass asks for the logits of the last position only;
+- documents are decoded in order of length, so the texts of a batch pad little, and a batch
+  holds as many documents as its key/value cache allows (`rows_per_batch`), then the results
+  go back to the documents' order.
 Pads sit between the parts (left of each text, left of each question), masked out, with
 explicit position ids, so every real token has the position it has in the unpadded prompt:
 the model computes what plain `generate` computes on the full prompt, up to float rounding.
 """
-from typing import List, Sequence
+from dataclasses import dataclass, fields
+from typing import Dict, Iterator, List, Sequence
 
 import torch
 
 from .constraint import Entity, SpanConstraint, SpanIndex
+from transformers import DynamicCache
+
 from .generation import PrefixCache, forward, left_pad
 from .prompts import EncodedText, Prompter
+
+
+@dataclass
+class DecodeStats:
+    """Token positions the model read while decoding, by part (cumulative; `reset` clears).
+
+    text, questions: real positions of the text pass and the question passes; answers: answer
+    tokens fed back during generation; padding: padded positions in the text pass (question
+    passes and generation steps read real tokens only); answer_tokens: tokens chosen,
+    the closing end token included (so a row that answers "none" counts 1).
+    """
+
+    documents: int = 0
+    rows: int = 0
+    batches: int = 0
+    text: int = 0
+    questions: int = 0
+    answers: int = 0
+    padding: int = 0
+    answer_tokens: int = 0
+
+    def reset(self) -> None:
+        for field in fields(self):
+            setattr(self, field.name, 0)
+
+    def as_dict(self) -> Dict[str, int]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def cache_bytes_per_position(lm) -> int:
+    """Bytes of key/value cache that one token position takes in every layer of `lm`."""
+    config = lm.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    width = torch.empty((), dtype=lm.dtype).element_size()
+    return 2 * config.num_hidden_layers * heads * head_dim * width
+
+
+def rows_per_batch(cache_mb: float, row_positions: int, bytes_per_position: int, cap: int) -> int:
+    """Rows whose key/value caches, `row_positions` long each, fit in `cache_mb` MiB (at most
+    `cap`, at least 1). `cache_mb` 0 means no memory bound: `cap` rows."""
+    if cache_mb <= 0:
+        return cap
+    fit = int(cache_mb * 2**20 // (row_positions * bytes_per_position))
+    return max(1, min(cap, fit))
 
 
 class CachedDecoder:
@@ -25,6 +77,7 @@ class CachedDecoder:
         self.prompter = prompter
         self.settings = settings  # decoders.DecoderSettings
         self.prefix = PrefixCache()
+        self.stats = DecodeStats()
 
     def forget_prefix(self) -> None:
         """Drop the cached prefix; call it whenever the weights change."""
@@ -33,14 +86,34 @@ class CachedDecoder:
     def decode(
         self, texts: Sequence[EncodedText], indexes: Sequence[SpanIndex], labels: Sequence[str]
     ) -> List[List[Entity]]:
-        """The entities of every type in every document."""
-        found: List[List[Entity]] = []
-        # batch_size counts (text, type) rows, as in the plain decoder.
-        per_batch = max(1, self.settings.batch_size // max(1, len(labels)))
-        for start in range(0, len(texts), per_batch):
-            end = start + per_batch
-            found.extend(self._decode_batch(texts[start:end], indexes[start:end], labels))
+        """The entities of every type in every document, in the documents' order."""
+        found: List[List[Entity]] = [[] for _ in texts]
+        for batch in self._batches(texts, len(labels)):
+            entities = self._decode_batch(
+                [texts[i] for i in batch], [indexes[i] for i in batch], labels
+            )
+            for i, doc_entities in zip(batch, entities):
+                found[i] = doc_entities
         return found
+
+    def _batches(self, texts: Sequence[EncodedText], n_types: int) -> Iterator[List[int]]:
+        """Document indices, shortest text first, cut into batches whose rows (document x
+        type) fit both `batch_size` and, row length counted as prefix + text + longest question
+        + max_new_tokens, the `cache_mb` key/value budget. A batch holds at least one document."""
+        settings, n_types = self.settings, max(1, n_types)
+        fixed = (len(self.prompter.prefix_ids) + settings.max_new_tokens
+                 + max((len(q.ids) for q in self.prompter.questions.values()), default=0))
+        per_position = cache_bytes_per_position(self.lm)
+        batch: List[int] = []
+        for i in sorted(range(len(texts)), key=lambda i: len(texts[i].ids)):
+            width = fixed + len(texts[i].ids)  # the longest text so far: the order is by length
+            cap = rows_per_batch(settings.cache_mb, width, per_position, settings.batch_size)
+            if batch and (len(batch) + 1) * n_types > cap:
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
 
     @torch.inference_mode()
     def _decode_batch(self, texts, indexes, labels) -> List[List[Entity]]:
@@ -50,8 +123,11 @@ class CachedDecoder:
         if not docs or not labels:
             return found
         cache, mask, text_len = self._read_texts([texts[i] for i in docs])
-        logits, mask, next_pos = self._read_questions(cache, mask, text_len, labels)
+        logits, mask, next_pos, cache = self._read_questions(cache, mask, text_len, labels)
         rows = [(doc, label) for doc in docs for label in labels]  # row = doc * n_types + type
+        self.stats.documents += len(texts)
+        self.stats.rows += len(rows)
+        self.stats.batches += 1
         constraint = SpanConstraint(
             [indexes[doc] for doc, _ in rows], [label for _, label in rows], self.prompter
         )
@@ -70,21 +146,53 @@ class CachedDecoder:
         mask = torch.cat([text_mask.new_ones(len(texts), prefix_len), text_mask], dim=1)
         positions = prefix_len + (text_mask.cumsum(1) - 1).clamp(min=0)
         forward(self.lm, text_ids, mask, positions, cache)
+        real = int(text_mask.sum())
+        self.stats.text += real
+        self.stats.padding += text_mask.numel() - real
         return cache, mask, text_mask.sum(1)
 
     def _read_questions(self, cache, mask, text_len, labels: Sequence[str]):
-        """Every type's question after every text: one row per (document, type)."""
+        """Every type's question after every text: one row per (document, type).
+
+        Each type's question is read in its own pass over the documents, so no question is
+        padded to the longest; the passes' caches are then laid side by side, each question
+        right-aligned, the gap before a short one zero and masked out (as left padding is).
+        """
         n_docs, n_types = mask.shape[0], len(labels)
-        prefix_len = len(self.prompter.prefix_ids)
-        cache.batch_repeat_interleave(n_types)
+        prefix_len, read = len(self.prompter.prefix_ids), mask.shape[1]
+        device = self.lm.device
         questions = [self.prompter.questions[label].ids for label in labels]
-        q_ids, q_mask = left_pad(questions, self.prompter.pad_id, self.lm.device)
-        q_ids, q_mask = q_ids.repeat(n_docs, 1), q_mask.repeat(n_docs, 1)
-        text_len = text_len.repeat_interleave(n_types)
-        mask = torch.cat([mask.repeat_interleave(n_types, dim=0), q_mask], dim=1)
-        positions = prefix_len + text_len[:, None] + (q_mask.cumsum(1) - 1).clamp(min=0)
-        logits = forward(self.lm, q_ids, mask, positions, cache)
-        return logits, mask, prefix_len + text_len + q_mask.sum(1)
+        width = max(len(q) for q in questions)
+        shared = [(layer.keys, layer.values) for layer in cache.layers]
+        keys = [k.new_zeros(n_docs, n_types, *k.shape[1:-2], read + width, k.shape[-1])
+                for k, _ in shared]
+        values = [torch.zeros_like(k) for k in keys]
+        q_mask = mask.new_zeros(n_docs, n_types, width)
+        logits = []
+        for t, question in enumerate(questions):
+            length = len(question)
+            ids = torch.tensor([question], device=device).expand(n_docs, -1)
+            own = DynamicCache(ddp_cache_data=shared)  # appends into new tensors: shared stays
+            full = torch.cat([mask, mask.new_ones(n_docs, length)], dim=1)
+            positions = (prefix_len + text_len)[:, None] + torch.arange(length, device=device)
+            logits.append(forward(self.lm, ids, full, positions, own))
+            for layer, k, v in zip(own.layers, keys, values):
+                k[:, t, ..., : read, :] = layer.keys[..., : read, :]
+                k[:, t, ..., read + width - length :, :] = layer.keys[..., read:, :]
+                v[:, t, ..., : read, :] = layer.values[..., : read, :]
+                v[:, t, ..., read + width - length :, :] = layer.values[..., read:, :]
+            q_mask[:, t, width - length :] = 1
+            self.stats.questions += n_docs * length
+        rows = n_docs * n_types
+        cache.layers.clear()
+        merged = DynamicCache(ddp_cache_data=[
+            (k.reshape(rows, *k.shape[2:]), v.reshape(rows, *v.shape[2:]))
+            for k, v in zip(keys, values)
+        ])
+        mask = torch.cat([mask.repeat_interleave(n_types, dim=0), q_mask.reshape(rows, width)], 1)
+        q_len = torch.tensor([len(q) for q in questions], device=device).repeat(n_docs)
+        next_pos = prefix_len + text_len.repeat_interleave(n_types) + q_len
+        return torch.stack(logits, dim=1).reshape(rows, -1), mask, next_pos, merged
 
     def _generate(self, constraint: SpanConstraint, cache, logits, mask, next_pos) -> None:
         """Greedy steps under the constraint; finished rows leave the batch."""
@@ -93,6 +201,7 @@ class CachedDecoder:
         for step in range(max_new_tokens):
             tokens = constraint.masked(active, logits).argmax(dim=-1)
             constraint.consume(tokens)
+            self.stats.answer_tokens += len(active)
             keep = [k for k, row in enumerate(active) if not constraint.done(row)]
             if not keep or step == max_new_tokens - 1:
                 break
@@ -103,4 +212,5 @@ class CachedDecoder:
                 active = [active[k] for k in keep]
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
             logits = forward(self.lm, tokens[:, None], mask, next_pos[:, None], cache)
+            self.stats.answers += len(active)
             next_pos = next_pos + 1

@@ -24,13 +24,17 @@ from .prompts import EncodedText, Prompter
 class DecoderSettings:
     """How answers are generated. batch_size counts (text, type) rows, in both decoders.
     threshold: entities whose score (Entity.score, ent._.cllmfs_score) is below it are not
-    written (0: every entity the model writes)."""
+    written (0: every entity the model writes). cache_mb: the cached decoder puts in a batch
+    only as many rows as have key/value caches within this many MiB, each counted at its
+    longest (prefix + text + question + max_new_tokens); batch_size stays the upper bound
+    (0: no memory bound, batch_size rows)."""
 
     max_new_tokens: int = 64
     max_span_tokens: int = 8
     batch_size: int = 48
     reuse_cache: bool = True
     threshold: float = 0.0
+    cache_mb: float = 0.0
 
     def __post_init__(self):
         for key in ("max_new_tokens", "max_span_tokens", "batch_size"):
@@ -39,6 +43,9 @@ class DecoderSettings:
                 raise ValueError(f"decoding.{key} must be an integer >= 1, got {value!r}.")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"decoding.threshold must be from 0 to 1, got {self.threshold!r}.")
+        if isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, (int, float)) \
+                or not self.cache_mb >= 0:
+            raise ValueError(f"decoding.cache_mb must be a number >= 0, got {self.cache_mb!r}.")
 
     def build(self, lm, prompter: Prompter) -> "Decoder":
         decoder = CachedDecoder if self.reuse_cache else PlainDecoder
@@ -54,8 +61,24 @@ def decoding(
     threshold: float = 0.0,
 ) -> DecoderSettings:
     """[components.cllmfs_ner.decoding]: constrained greedy decoding; entities scored below
-    `threshold` are left out."""
+    `threshold` are left out. Batches hold `batch_size` rows (pipelines saved with v1 keep it)."""
     return DecoderSettings(max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold)
+
+
+@registry.misc("spacy_cllmfs.Decoding.v2")
+def decoding_v2(
+    max_new_tokens: int = 64,
+    max_span_tokens: int = 8,
+    batch_size: int = 96,
+    reuse_cache: bool = True,
+    threshold: float = 0.0,
+    cache_mb: float = 320.0,
+) -> DecoderSettings:
+    """[components.cllmfs_ner.decoding]: as v1, but a batch's rows are bounded by the memory
+    of their key/value caches (`cache_mb`), `batch_size` rows at most."""
+    return DecoderSettings(
+        max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold, cache_mb
+    )
 
 
 class Decoder(Protocol):

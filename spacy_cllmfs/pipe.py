@@ -50,7 +50,7 @@ scorer = {"@scorers":"spacy.ner_scorer.v1"}
 @misc = "spacy_cllmfs.LoRA.v1"
 
 [cllmfs_ner.decoding]
-@misc = "spacy_cllmfs.Decoding.v1"
+@misc = "spacy_cllmfs.Decoding.v2"
 
 [cllmfs_ner.loss]
 @losses = "spacy_cllmfs.CLLMFSLoss.v2"

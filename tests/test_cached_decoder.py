@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from thinc.api import Adam
 
-from .util import ents, examples
+from .util import TRAIN, ents, examples
 
 # Written for these tests: seen in training, unseen, repeated mentions, empty and odd input.
 TEXTS = [
@@ -20,10 +20,12 @@ TEXTS = [
 ]
 
 
-def predictions(nlp, reuse_cache, rows_per_batch, batch_size):
+def predictions(nlp, reuse_cache, rows_per_batch, batch_size, cache_mb=0.0):
     pipe = nlp.get_pipe("cllmfs_ner")
     saved = pipe.decoding
-    pipe.decoding = dataclasses.replace(saved, reuse_cache=reuse_cache, batch_size=rows_per_batch)
+    pipe.decoding = dataclasses.replace(
+        saved, reuse_cache=reuse_cache, batch_size=rows_per_batch, cache_mb=cache_mb
+    )
     try:
         return [ents(doc) for doc in nlp.pipe(TEXTS, batch_size=batch_size)]
     finally:
@@ -44,10 +46,12 @@ def test_the_setting_chooses_the_decoder(trained_nlp):
         pipe.decoding = saved
 
 
-@pytest.mark.parametrize("rows_per_batch,batch_size", [(1, 1), (4, 3), (16, 16)])
-def test_cached_decoding_equals_plain_generate(trained_nlp, rows_per_batch, batch_size):
+@pytest.mark.parametrize(
+    "rows_per_batch,batch_size,cache_mb", [(1, 1, 0), (4, 3, 0), (16, 16, 0), (64, 16, 0.05)]
+)
+def test_cached_decoding_equals_plain_generate(trained_nlp, rows_per_batch, batch_size, cache_mb):
     plain = predictions(trained_nlp, False, 16, 16)
-    fast = predictions(trained_nlp, True, rows_per_batch, batch_size)
+    fast = predictions(trained_nlp, True, rows_per_batch, batch_size, cache_mb)
     assert any(plain), "the trained pipeline should find entities"
     assert_same(fast, plain)
 
@@ -77,3 +81,66 @@ def test_use_params_before_the_model_loads():
     pipe = tiny_nlp().get_pipe("cllmfs_ner")
     with pipe.use_params({}):  # spaCy's trainer does this with averaged weights
         assert not pipe.language_model.loaded
+
+
+def test_rows_per_batch_follows_the_cache_budget():
+    from spacy_cllmfs.cached_decoder import rows_per_batch
+
+    # 1 MiB budget, rows of 100 positions at 1,024 bytes each: 10 rows fit.
+    assert rows_per_batch(1.0, 100, 1024, cap=96) == 10
+    assert rows_per_batch(1.0, 100, 1024, cap=4) == 4  # batch_size stays the upper bound
+    assert rows_per_batch(0.001, 100, 1024, cap=96) == 1  # a row that does not fit goes alone
+    assert rows_per_batch(0, 100, 1024, cap=96) == 96  # 0: no memory bound
+
+
+def test_batches_go_shortest_first_within_the_budget(trained_nlp):
+    from spacy_cllmfs.cached_decoder import cache_bytes_per_position
+
+    nlp = copy.deepcopy(trained_nlp)
+    pipe = nlp.get_pipe("cllmfs_ner")
+    prompter, _ = pipe._ready()
+    texts = [prompter.encode_text(t) for t in TEXTS]
+    per_position = cache_bytes_per_position(pipe.language_model.lm)
+    config = pipe.language_model.lm.config
+    assert per_position == 2 * config.num_hidden_layers * config.num_key_value_heads * (
+        config.hidden_size // config.num_attention_heads) * 4
+    fixed = len(prompter.prefix_ids) + pipe.decoding.max_new_tokens + max(
+        len(q.ids) for q in prompter.questions.values())
+    n_types = len(pipe.labels)
+    # Room for the rows of exactly 3 documents of the longest text.
+    longest = max(len(t.ids) for t in texts)
+    budget = 3 * n_types * (fixed + longest) * per_position / 2**20
+    pipe.decoding = dataclasses.replace(pipe.decoding, batch_size=1000, cache_mb=budget)
+    batches = list(pipe._ready()[1]._batches(texts, n_types))
+    order = [i for batch in batches for i in batch]
+    assert sorted(order) == list(range(len(texts)))  # every document once
+    assert [len(texts[i].ids) for i in order] == sorted(len(t.ids) for t in texts)
+    for batch in batches:
+        width = fixed + max(len(texts[i].ids) for i in batch)
+        assert len(batch) * n_types * width * per_position <= budget * 2**20
+    assert len(batches[-1]) <= 3 and max(len(b) for b in batches) > 3  # short texts pack more
+
+
+def test_decode_stats_count_every_position(trained_nlp):
+    nlp = copy.deepcopy(trained_nlp)
+    pipe = nlp.get_pipe("cllmfs_ner")
+    pipe.decoding = dataclasses.replace(pipe.decoding, batch_size=1000, cache_mb=0)
+    prompter, decoder = pipe._ready()
+    texts = [TRAIN[1][0], TRAIN[0][0]]  # of different lengths, both with entities
+    decoder.stats.reset()
+    docs = list(nlp.pipe(texts))
+    stats = decoder.stats
+    lengths = [len(prompter.encode_text(t).ids) for t in texts]
+    questions = [len(prompter.questions[label].ids) for label in pipe.labels]
+    assert (stats.documents, stats.rows, stats.batches) == (2, 2 * len(questions), 1)
+    assert stats.text == sum(lengths)
+    assert stats.questions == 2 * sum(questions)
+    assert len(set(questions)) > 1  # questions of different lengths, and none padded:
+    assert stats.padding == max(lengths) - min(lengths)
+    # Every row chooses at least its end token; every token but each row's last is read back.
+    assert stats.answer_tokens >= stats.rows
+    assert stats.answers == stats.answer_tokens - stats.rows
+    assert stats.answer_tokens > stats.rows  # the trained pipeline answers, not only "none"
+    assert sum(len(d.ents) for d in docs) > 0
+    stats.reset()
+    assert stats.as_dict() == dict.fromkeys(stats.as_dict(), 0)

@@ -54,6 +54,24 @@ def test_bad_decoding_values_are_rejected(key):
         tiny_nlp(decoding={key: 0})
 
 
+def test_bad_cache_budget_is_rejected():
+    from spacy_cllmfs.decoders import DecoderSettings
+
+    with pytest.raises(ValueError, match="decoding.cache_mb must be a number >= 0"):
+        tiny_nlp(decoding={"cache_mb": -1})
+    for value in (True, "256", float("nan")):
+        with pytest.raises(ValueError, match="decoding.cache_mb must be a number >= 0"):
+            DecoderSettings(cache_mb=value)
+
+
+def test_decoding_v1_keeps_fixed_batches_and_v2_is_the_default():
+    assert tiny_nlp().config["components"]["cllmfs_ner"]["decoding"]["@misc"] == (
+        "spacy_cllmfs.Decoding.v2")
+    v1 = tiny_nlp(decoding={"@misc": "spacy_cllmfs.Decoding.v1", "batch_size": 48})
+    assert v1.get_pipe("cllmfs_ner").decoding.cache_mb == 0
+    assert tiny_nlp().get_pipe("cllmfs_ner").decoding.cache_mb > 0
+
+
 def test_untrained_pipe_loads_on_first_use_and_writes_valid_entities():
     # Seed 8: a random tiny model that writes an entity on these texts (most seeds answer
     # "none" at once), so the checks below are not vacuous.

@@ -1,22 +1,27 @@
 """Speed and memory of `cllmfs_ner` on the default model, every figure taken in one run.
 
 - limit: tokens/s of a plain batched forward pass (no generation) over the documents' tokens;
-- pipeline: document tokens/s and documents/s through `nlp.pipe`;
+- pipeline: document tokens/s and documents/s through `nlp.pipe`, with the shipped general
+  adapter (the default start) and with a blank adapter, and the positions the decoder read per
+  document: text, questions, answers, padding (the share of padded positions in its batches),
+  and the answer tokens per (document, type);
 - naive: one full prompt per (document, type), batch size 1, no cache reuse, same constraints
   (the pipeline is timed on the same documents for the ratio, and must predict the same);
-- peak resident memory of this process after loading the model and running the pipeline
-  (measured before the other runs, which are not part of processing);
+- spacy-llm in-context learning: spacy-llm's `spacy.NER.v3` with 5 shots per type (sampled
+  from the training split, seed 1) on the same base model, timed with the pipeline on the same
+  documents;
+- peak resident memory of this process after loading the model and running the pipeline with
+  the shipped adapter (measured before the other runs, which are not part of processing);
 - cold (fresh interpreter) and warm (second) `spacy.load` of a trained pipeline;
 - training tokens/s of `update()` (cross-entropy + InfoNCE + optimizer step) against a plain
   forward + backward pass of the same batches.
 
-Texts and types: the WNUT-17 test split and its 6 types when DATA_DIR holds it (e.g.
-../../shared/data/wnut17), else the bundled sample's test sets and their 6 types (run the
-`convert` command first). The pipeline is the default model with a fresh adapter for those
-types: untrained, it tends to write long answers, a worst case for generation.
+Texts and types: the WNUT-17 test split and its 6 types, with the project's one-line
+descriptions (configs/wnut17_types.json), when DATA_DIR holds it (e.g. ../../shared/data/wnut17),
+else the bundled sample's test sets and their 6 types (run the `convert` command first).
 
 Usage: python scripts/benchmark.py OUTPUT_JSON [--data DATA_DIR] [--pipeline PATH]
-       [--docs 100] [--naive-docs 8] [--train-steps 8]
+       [--docs 100] [--naive-docs 8] [--icl-docs 16] [--train-steps 8]
 """
 import argparse
 import dataclasses
@@ -36,10 +41,16 @@ from spacy.training import Example
 from thinc.api import Adam
 
 from spacy_cllmfs.corpus import read_docs
+from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.rows import collate
 
-TARGETS = {"pipeline_over_limit": 0.5, "pipeline_over_naive": 10.0, "peak_rss_mb": 1536,
-           "load_warm_s": 5.0, "train_over_plain": 0.7}
+from compare import icl_pipeline
+
+TARGETS = {"pipeline_over_limit": 0.3, "pipeline_over_naive": 10.0, "pipeline_over_icl": 5.0,
+           "peak_rss_mb": 1536, "load_warm_s": 5.0, "train_over_plain": 0.7}
+DESCRIPTIONS = Path(__file__).parent.parent / "configs" / "wnut17_types.json"
+ICL_SHOTS = 5
+SHIPPED = "general-ner.v1"
 
 
 def read_conll(path: Path, vocab):
@@ -56,15 +67,54 @@ def read_conll(path: Path, vocab):
 
 
 def load_data(data: Path, vocab):
+    """(what, test docs, train docs, labels: {type: description} or a list of types)."""
     if data and (data / "test.conll").exists():
         test = read_conll(data / "test.conll", vocab)
         train = read_conll(data / "train.conll", vocab)
-        return f"WNUT-17 ({data})", test, train
+        known = {k: v for k, v in json.loads(DESCRIPTIONS.read_text()).items() if k[0] != "_"}
+        types = sorted({e.label_ for doc in train + test for e in doc.ents})
+        return f"WNUT-17 ({data})", test, train, {t: known[t] for t in types}
     test, train = [], []
     for domain in ("news", "recipes"):
         test += read_docs(Path("corpus") / domain / "test.spacy", vocab)
         train += read_docs(Path("corpus") / domain / "train.spacy", vocab)
-    return "bundled sample (news + recipes)", test, train
+    types = sorted({e.label_ for doc in train + test for e in doc.ents})
+    return "bundled sample (news + recipes)", test, train, types
+
+
+def make_nlp(labels, start: str):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "model": {"start": start}})
+    nlp.initialize()
+    return nlp
+
+
+def positions(decoder, n_docs: int, n_types: int) -> dict:
+    """The decoder's positions per document by part, the padded share, answer tokens per row."""
+    stats = decoder.stats
+    read = stats.text + stats.questions + stats.answers + stats.padding
+    per_doc = {part: getattr(stats, part) / n_docs
+               for part in ("text", "questions", "answers", "padding")}
+    return {
+        "positions_per_doc": per_doc,
+        "positions_per_doc_total": read / n_docs,
+        "padded_share": stats.padding / read,
+        "answer_tokens_per_row": stats.answer_tokens / max(1, stats.rows),
+        "rows_per_batch": stats.rows / max(1, stats.batches),
+        "rows": stats.rows,
+        "docs_with_rows": stats.documents,
+        "types": n_types,
+    }
+
+
+def run_pipeline(nlp, texts):
+    """Seconds for nlp.pipe over the texts and the decoder's positions (warmed up first)."""
+    pipe = nlp.get_pipe("cllmfs_ner")
+    list(nlp.pipe(texts[:4]))  # warm-up: loads the model, computes the prefix cache
+    decoder = pipe._ready()[1]
+    decoder.stats.reset()
+    seconds, docs = timed(lambda: list(nlp.pipe(texts, batch_size=1000)))
+    return seconds, docs, positions(decoder, len(texts), len(pipe.labels))
 
 
 def timed(fn):
@@ -130,32 +180,48 @@ def training(pipe, examples, steps: int):
     return tokens / train_s, tokens / plain_s
 
 
-def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_train: int):
-    nlp = spacy.blank("en")
-    source, test, train = load_data(data, nlp.vocab)
-    labels = sorted({e.label_ for doc in train + test for e in doc.ents})
-    nlp.add_pipe("cllmfs_ner", config={"labels": labels})
-    nlp.initialize()
+def icl_docs_per_s(nlp, labels, train, texts):
+    """Docs/s of spacy-llm's NER.v3 with ICL_SHOTS shots per type on the pipeline's base model."""
+    pipe = nlp.get_pipe("cllmfs_ner")
+    base = nlp.config["components"]["cllmfs_ner"]["model"]["base_model"]
+    _, indices = sample_episode(train, len(labels), ICL_SHOTS, seed=1)
+    icl = icl_pipeline(base, labels, [train[i] for i in indices], max_new_tokens=96)
+    list(icl.pipe(texts[:1]))  # warm-up: loads the model
+    seconds, _ = timed(lambda: list(icl.pipe(texts, batch_size=8)))
+    fast_s, _ = timed(lambda: list(nlp.pipe(texts, batch_size=1000)))
+    return len(indices), len(texts) / seconds, len(texts) / fast_s, pipe
+
+
+def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_icl: int,
+         n_train: int):
+    vocab = spacy.blank("en").vocab
+    source, test, train, labels = load_data(data, vocab)
+    nlp = make_nlp(labels, SHIPPED)  # the default start, named so that a misfit is an error
     pipe = nlp.get_pipe("cllmfs_ner")
     texts = [doc.text for doc in test[:n_docs]]
     prompter, _ = pipe._ready()
     doc_tokens = [prompter.encode_text(t).ids for t in texts]
     n_tokens = sum(len(t) for t in doc_tokens)
-    print(f"{len(texts)} texts, {n_tokens} model tokens, {len(labels)} types {labels}; {source}")
+    print(f"{len(texts)} texts, {n_tokens} model tokens, {len(labels)} types {list(labels)}; "
+          f"{source}; decoding {pipe.decoding}", flush=True)
 
-    list(nlp.pipe(texts[:4]))  # warm-up
-    pipe_s, _ = timed(lambda: list(nlp.pipe(texts, batch_size=64)))
+    pipe_s, _, shipped_positions = run_pipeline(nlp, texts)
     # ru_maxrss is the peak of the whole process so far: model loading and the pipeline.
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     limit_s = forward_limit(pipe, doc_tokens, batch_size=32)
+    print(f"shipped adapter: {pipe_s:.1f} s, limit {limit_s:.1f} s", flush=True)
 
     subset = texts[:n_naive]
     subset_tokens = sum(len(t) for t in doc_tokens[:n_naive])
-    fast_s, fast_docs = timed(lambda: list(nlp.pipe(subset, batch_size=64)))
+    fast_s, fast_docs = timed(lambda: list(nlp.pipe(subset, batch_size=1000)))
     fast = pipe.decoding
     pipe.decoding = dataclasses.replace(fast, reuse_cache=False, batch_size=1)
     naive_s, naive_docs = timed(lambda: list(nlp.pipe(subset, batch_size=1)))
     pipe.decoding = fast
+    print(f"naive: {naive_s:.1f} s against {fast_s:.1f} s", flush=True)
+
+    n_shots, icl_dps, icl_pipe_dps, _ = icl_docs_per_s(nlp, labels, train, texts[:n_icl])
+    print(f"spacy-llm ICL: {icl_dps:.3f} docs/s against {icl_pipe_dps:.3f}", flush=True)
 
     examples = [Example(nlp.make_doc(d.text), d) for d in train if d.ents][: 2 * (n_train + 1)]
     train_tps, plain_tps = training(pipe, examples, n_train)
@@ -164,11 +230,19 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         if pipeline is None:
             nlp.to_disk(tmp)
         cold_s, warm_s = load_times(pipeline or Path(tmp))
+    del nlp, pipe
+
+    blank = make_nlp(labels, "blank")
+    blank_s, _, blank_positions = run_pipeline(blank, texts)
+    print(f"blank adapter: {blank_s:.1f} s", flush=True)
+    blank_lm = blank.get_pipe("cllmfs_ner").language_model
 
     result = {
         "machine": f"{platform.processor() or platform.machine()}, "
-                   f"{torch.get_num_threads()} torch threads, device {pipe.language_model.device}",
-        "model": pipe.language_model.base_model.name,
+                   f"{torch.get_num_threads()} torch threads, device {blank_lm.device}",
+        "model": blank_lm.base_model.name,
+        "adapters": {"pipeline": SHIPPED, "blank": "blank"},
+        "decoding": dataclasses.asdict(fast),
         "texts": source,
         "docs": len(texts),
         "doc_tokens": n_tokens,
@@ -176,12 +250,22 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         "limit_tokens_per_s": n_tokens / limit_s,
         "pipeline_tokens_per_s": n_tokens / pipe_s,
         "pipeline_docs_per_s": len(texts) / pipe_s,
+        "pipeline_positions": shipped_positions,
+        "blank_tokens_per_s": n_tokens / blank_s,
+        "blank_docs_per_s": len(texts) / blank_s,
+        "blank_positions": blank_positions,
         "naive_docs": len(subset),
         "naive_tokens_per_s": subset_tokens / naive_s,
         "pipeline_tokens_per_s_on_naive_docs": subset_tokens / fast_s,
         "naive_predictions_identical": spans(fast_docs) == spans(naive_docs),
+        "icl_docs": min(n_icl, len(texts)),
+        "icl_shots": n_shots,
+        "icl_docs_per_s": icl_dps,
+        "pipeline_docs_per_s_on_icl_docs": icl_pipe_dps,
         "pipeline_over_limit": limit_s / pipe_s,
+        "blank_over_limit": limit_s / blank_s,
         "pipeline_over_naive": naive_s / fast_s,
+        "pipeline_over_icl": icl_pipe_dps / icl_dps,
         "peak_rss_mb": peak_rss_mb,
         "load_cold_s": cold_s,
         "load_warm_s": warm_s,
@@ -208,6 +292,8 @@ if __name__ == "__main__":
     parser.add_argument("--pipeline", type=Path, default=None)
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--naive-docs", type=int, default=8)
+    parser.add_argument("--icl-docs", type=int, default=16)
     parser.add_argument("--train-steps", type=int, default=8)
     args = parser.parse_args()
-    main(args.output, args.data, args.pipeline, args.docs, args.naive_docs, args.train_steps)
+    main(args.output, args.data, args.pipeline, args.docs, args.naive_docs, args.icl_docs,
+         args.train_steps)

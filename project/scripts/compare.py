@@ -133,22 +133,20 @@ def score(nlp, gold, labels, batch_size=32):
     return strict_scores(gold, predicted, labels)
 
 
-def icl_pipeline(config_path: Path, labels, shots_path: Path, max_new_tokens: int):
-    """spacy-llm's NER.v3 on the CLLMFS config's base model, the shots as its examples and
-    the descriptions (labels as a dict) as its label definitions."""
+def icl_pipeline(base_model: dict, labels, shots, max_new_tokens: int):
+    """spacy-llm's NER.v3 on the base model (a [model.base_model] block), the shot docs as its
+    examples and the descriptions (labels as a dict) as its label definitions."""
     from spacy.training import Example
 
-    base = spacy.util.load_config(config_path)["components"]["cllmfs_ner"]["model"]["base_model"]
     nlp = spacy.blank("en")
     task = {"@llm_tasks": "spacy.NER.v3", "labels": list(labels)}
     if isinstance(labels, dict):
         task["label_definitions"] = dict(labels)
     nlp.add_pipe("llm", config={
         "task": task,
-        "model": {"@llm_models": "spacy_cllmfs.CLLMFS.v1", "base_model": dict(base),
+        "model": {"@llm_models": "spacy_cllmfs.CLLMFS.v1", "base_model": dict(base_model),
                   "max_new_tokens": max_new_tokens},
     })
-    shots = read_docs(shots_path, nlp.vocab)
     egs = [Example(nlp.make_doc(d.text), d) for d in shots]
     nlp.config["initialize"]["components"]["llm"] = {"n_prompt_examples": -1}
     nlp.initialize(lambda: egs)
@@ -225,7 +223,9 @@ def run_unit(args, k: int, seed: int, threads: int):
         save("spacy_ner", score(spacy.load(out / "model-best"), test, types, 256), started)
     if "spacy_llm_icl" in args.systems and not done("spacy_llm_icl"):
         started = time.time()
-        nlp = icl_pipeline(args.config, labels, shots_path, args.icl_max_new_tokens)
+        base = spacy.util.load_config(args.config)["components"]["cllmfs_ner"]["model"]
+        nlp = icl_pipeline(base["base_model"], labels, read_docs(shots_path, vocab),
+                           args.icl_max_new_tokens)
         save("spacy_llm_icl", score(nlp, test, types, 8), started)
     for name, overrides in UNTRAINED.items():
         if name not in args.systems or done(name):
