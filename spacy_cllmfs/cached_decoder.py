@@ -71,6 +71,15 @@ def rows_per_batch(cache_mb: float, row_positions: int, bytes_per_position: int,
     return max(1, min(cap, fit))
 
 
+def _taken(keys: List[torch.Tensor], values: List[torch.Tensor], rows: int):
+    """Each layer's (keys, values) as `rows` rows, handed over one layer at a time: DynamicCache
+    copies what it is given, so a layer's buffers are dropped from the lists before the next
+    one is built, and the cache is never held twice."""
+    while keys:
+        k, v = keys.pop(0), values.pop(0)
+        yield k.reshape(rows, *k.shape[2:]), v.reshape(rows, *v.shape[2:])
+
+
 class CachedDecoder:
     def __init__(self, lm, prompter: Prompter, settings):
         self.lm = lm
@@ -185,10 +194,8 @@ class CachedDecoder:
             self.stats.questions += n_docs * length
         rows = n_docs * n_types
         cache.layers.clear()
-        merged = DynamicCache(ddp_cache_data=[
-            (k.reshape(rows, *k.shape[2:]), v.reshape(rows, *v.shape[2:]))
-            for k, v in zip(keys, values)
-        ])
+        del shared, own, layer
+        merged = DynamicCache(ddp_cache_data=_taken(keys, values, rows))
         mask = torch.cat([mask.repeat_interleave(n_types, dim=0), q_mask.reshape(rows, width)], 1)
         q_len = torch.tensor([len(q) for q in questions], device=device).repeat(n_docs)
         next_pos = prefix_len + text_len.repeat_interleave(n_types) + q_len

@@ -72,7 +72,7 @@ def decoding_v2(
     batch_size: int = 96,
     reuse_cache: bool = True,
     threshold: float = 0.0,
-    cache_mb: float = 320.0,
+    cache_mb: float = 300.0,
 ) -> DecoderSettings:
     """[components.cllmfs_ner.decoding]: as v1, but a batch's rows are bounded by the memory
     of their key/value caches (`cache_mb`), `batch_size` rows at most."""

@@ -39,12 +39,13 @@ class PrefixCache:
         """A fresh cache that holds the prefix once per row of a batch."""
         if self._layers is None:
             raise RuntimeError("PrefixCache.expand before compute.")
+        # DynamicCache copies each layer it is given (into contiguous memory): hand it the
+        # expanded views one layer at a time, so the rows are materialised once.
         return DynamicCache(
-            ddp_cache_data=[
-                (k.expand(batch_size, -1, -1, -1).contiguous(),
-                 v.expand(batch_size, -1, -1, -1).contiguous())
+            ddp_cache_data=(
+                (k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
                 for k, v in self._layers
-            ]
+            )
         )
 
 

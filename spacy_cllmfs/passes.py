@@ -144,10 +144,11 @@ def run(lm, gs: Sequence[Group], pad_id: int, layer: Optional[int]) -> Forward:
             mask[j, : len(suffix)] = 1
             positions[j] = torch.arange(g.shared, g.shared + span)
         which = torch.tensor([i for i, _, _ in members], device=device)
-        expanded = DynamicCache(ddp_cache_data=[
+        # DynamicCache copies what it is given: one layer at a time, so no copy is held twice.
+        expanded = DynamicCache(ddp_cache_data=(
             (layer_.keys.index_select(0, which), layer_.values.index_select(0, which))
             for layer_ in cache.layers
-        ])
+        ))
         full_mask = torch.cat([ctx_mask.index_select(0, which), mask.to(device)], dim=1)
         out = base.model(input_ids=ids.to(device), attention_mask=full_mask,
                          position_ids=positions.to(device), cache=expanded, use_cache=True)

@@ -67,8 +67,23 @@ def main(args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plot(steps, losses, args.out / "loss.png", f"{args.name}: training loss")
     # optimizer steps: spacy train's evaluation lines count them (the curve may count updates)
-    evaluated = [r["step"] for r in srsly.read_jsonl(args.log) if "step" in r]
-    last_step = evaluated[-1] if evaluated else (steps[-1] if steps else 0)
+    records = list(srsly.read_jsonl(args.log))
+    evaluated = [r for r in records if "step" in r]
+    last_step = evaluated[-1]["step"] if evaluated else (steps[-1] if steps else 0)
+    # spacy train's lines: seconds since the start of training; the update lines: rows seen
+    logged = {}
+    if evaluated and "seconds" in evaluated[-1]:
+        logged["seconds"] = evaluated[-1]["seconds"]
+    updates = [r for r in records if "update" in r]
+    if updates:
+        tail = updates[-200:]
+        logged.update({
+            "updates": len(updates), "rows": sum(r.get("rows", 0) for r in updates),
+            "answer_rate_last_200_updates": round(
+                sum(r["answer_rate"] for r in tail) / len(tail), 3),
+            "answer_rate_gold_last_200_updates": round(
+                sum(r["answer_rate_gold"] for r in tail) / len(tail), 3),
+        })
     summary = srsly.read_json(args.summary) if args.summary else {}
     counts = srsly.read_json(args.counts) if args.counts else {}
     scores = srsly.read_json(args.scores)
@@ -78,7 +93,7 @@ def main(args) -> None:
         "name": args.name, "template": args.template, "base_model": identity,
         "data": {c: {**counts.get(c, {}), "licence": LICENCES[c]} for c in LICENCES
                  if not counts or c in counts},
-        "training": {**summary, "steps": last_step,
+        "training": {**summary, **logged, "steps": last_step,
                      "final_loss": round(losses[-1], 4) if losses else None},
         "zero_shot": {k: {"f1": round(100 * v["f1"], 1), "docs": v["docs"],
                           "docs_per_second": v["docs_per_second"]} for k, v in tasks.items()},

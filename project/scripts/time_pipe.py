@@ -1,0 +1,51 @@
+"""Docs/s and peak memory of `nlp.pipe` with the shipped general adapter, run with the package
+found in CODE (a checkout of this repository), to compare two versions of the code side by side:
+run it once per checkout, one after the other, on the same machine.
+
+The texts and types are the benchmark's (scripts/benchmark.py): the first N WNUT-17 test
+sentences and its 6 described types when DATA_DIR holds WNUT-17. Prints one JSON line with the
+decoding settings, docs/s, peak RSS and the entities (to check that predictions are the same).
+
+Usage: python scripts/time_pipe.py CODE [--docs 100] [--data DATA_DIR]
+  e.g. git worktree add /tmp/before COMMIT; python scripts/time_pipe.py /tmp/before; python
+  scripts/time_pipe.py ..
+"""
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def main(code: Path, n_docs: int, data: Path) -> None:
+    sys.path.insert(0, str(code.resolve()))
+    import spacy
+    import spacy_cllmfs
+
+    from benchmark import SHIPPED, load_data
+
+    _, test, _, labels = load_data(data, spacy.blank("en").vocab)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "model": {"start": SHIPPED}})
+    nlp.initialize()
+    texts = [doc.text for doc in test[:n_docs]]
+    list(nlp.pipe(texts[:4]))  # warm-up
+    started = time.perf_counter()
+    docs = list(nlp.pipe(texts, batch_size=1000))
+    seconds = time.perf_counter() - started
+    print(json.dumps({
+        "code": spacy_cllmfs.__file__, "decoding": str(nlp.get_pipe("cllmfs_ner").decoding),
+        "docs": len(texts), "docs_per_s": len(texts) / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "ents": [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs],
+    }))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("code", type=Path)
+    parser.add_argument("--docs", type=int, default=100)
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args()
+    main(args.code, args.docs, args.data)
