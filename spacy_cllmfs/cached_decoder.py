@@ -15,13 +15,12 @@ explicit position ids, so every real token has the position it has in the unpadd
 the model computes what plain `generate` computes on the full prompt, up to float rounding.
 """
 from dataclasses import dataclass, fields
-from typing import Dict, Iterator, List, Sequence
+from typing import Iterator, List, Sequence
 
 import torch
-
-from .constraint import Entity, SpanConstraint, SpanIndex
 from transformers import DynamicCache
 
+from .constraint import Entity, SpanConstraint, SpanIndex
 from .generation import PrefixCache, forward, left_pad
 from .prompts import EncodedText, Prompter
 
@@ -30,6 +29,7 @@ from .prompts import EncodedText, Prompter
 class DecodeStats:
     """Token positions the model read while decoding, by part (cumulative; `reset` clears).
 
+    documents: documents that got rows (a document with no extractable span gets none);
     text, questions: real positions of the text pass and the question passes; answers: answer
     tokens fed back during generation; padding: padded positions in the text pass (question
     passes and generation steps read real tokens only); answer_tokens: tokens chosen,
@@ -48,9 +48,6 @@ class DecodeStats:
     def reset(self) -> None:
         for field in fields(self):
             setattr(self, field.name, 0)
-
-    def as_dict(self) -> Dict[str, int]:
-        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
 def cache_bytes_per_position(lm) -> int:
@@ -134,7 +131,7 @@ class CachedDecoder:
         cache, mask, text_len = self._read_texts([texts[i] for i in docs])
         logits, mask, next_pos, cache = self._read_questions(cache, mask, text_len, labels)
         rows = [(doc, label) for doc in docs for label in labels]  # row = doc * n_types + type
-        self.stats.documents += len(texts)
+        self.stats.documents += len(docs)
         self.stats.rows += len(rows)
         self.stats.batches += 1
         constraint = SpanConstraint(
@@ -176,6 +173,9 @@ class CachedDecoder:
         keys = [k.new_zeros(n_docs, n_types, *k.shape[1:-2], read + width, k.shape[-1])
                 for k, _ in shared]
         values = [torch.zeros_like(k) for k in keys]
+        for (k_text, v_text), k, v in zip(shared, keys, values):  # every type's copy of the texts
+            k[:, :, ..., :read, :] = k_text[:, None]
+            v[:, :, ..., :read, :] = v_text[:, None]
         q_mask = mask.new_zeros(n_docs, n_types, width)
         logits = []
         for t, question in enumerate(questions):
@@ -185,10 +185,8 @@ class CachedDecoder:
             full = torch.cat([mask, mask.new_ones(n_docs, length)], dim=1)
             positions = (prefix_len + text_len)[:, None] + torch.arange(length, device=device)
             logits.append(forward(self.lm, ids, full, positions, own))
-            for layer, k, v in zip(own.layers, keys, values):
-                k[:, t, ..., : read, :] = layer.keys[..., : read, :]
+            for layer, k, v in zip(own.layers, keys, values):  # its question, right-aligned
                 k[:, t, ..., read + width - length :, :] = layer.keys[..., read:, :]
-                v[:, t, ..., : read, :] = layer.values[..., : read, :]
                 v[:, t, ..., read + width - length :, :] = layer.values[..., read:, :]
             q_mask[:, t, width - length :] = 1
             self.stats.questions += n_docs * length

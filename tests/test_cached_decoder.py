@@ -143,4 +143,4 @@ def test_decode_stats_count_every_position(trained_nlp):
     assert stats.answer_tokens > stats.rows  # the trained pipeline answers, not only "none"
     assert sum(len(d.ents) for d in docs) > 0
     stats.reset()
-    assert stats.as_dict() == dict.fromkeys(stats.as_dict(), 0)
+    assert dataclasses.asdict(stats) == dict.fromkeys(dataclasses.asdict(stats), 0)

@@ -82,9 +82,13 @@ def load_data(data: Path, vocab):
     return "bundled sample (news + recipes)", test, train, types
 
 
-def make_nlp(labels, start: str):
+def make_nlp(labels, start: str, decoding=None):
+    """A pipeline with cllmfs_ner for `labels`, starting from `start` (model.start)."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "model": {"start": start}})
+    config = {"labels": labels, "model": {"start": start}}
+    if decoding:
+        config["decoding"] = decoding
+    nlp.add_pipe("cllmfs_ner", config=config)
     nlp.initialize()
     return nlp
 
@@ -181,15 +185,15 @@ def training(pipe, examples, steps: int):
 
 
 def icl_docs_per_s(nlp, labels, train, texts):
-    """Docs/s of spacy-llm's NER.v3 with ICL_SHOTS shots per type on the pipeline's base model."""
-    pipe = nlp.get_pipe("cllmfs_ner")
+    """(shot sentences, docs/s of spacy-llm's NER.v3 with ICL_SHOTS shots per type on the
+    pipeline's base model, docs/s of the pipeline on the same texts)."""
     base = nlp.config["components"]["cllmfs_ner"]["model"]["base_model"]
     _, indices = sample_episode(train, len(labels), ICL_SHOTS, seed=1)
     icl = icl_pipeline(base, labels, [train[i] for i in indices], max_new_tokens=96)
     list(icl.pipe(texts[:1]))  # warm-up: loads the model
     seconds, _ = timed(lambda: list(icl.pipe(texts, batch_size=8)))
     fast_s, _ = timed(lambda: list(nlp.pipe(texts, batch_size=1000)))
-    return len(indices), len(texts) / seconds, len(texts) / fast_s, pipe
+    return len(indices), len(texts) / seconds, len(texts) / fast_s
 
 
 def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_icl: int,
@@ -220,7 +224,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     pipe.decoding = fast
     print(f"naive: {naive_s:.1f} s against {fast_s:.1f} s", flush=True)
 
-    n_shots, icl_dps, icl_pipe_dps, _ = icl_docs_per_s(nlp, labels, train, texts[:n_icl])
+    n_shots, icl_dps, icl_pipe_dps = icl_docs_per_s(nlp, labels, train, texts[:n_icl])
     print(f"spacy-llm ICL: {icl_dps:.3f} docs/s against {icl_pipe_dps:.3f}", flush=True)
 
     examples = [Example(nlp.make_doc(d.text), d) for d in train if d.ents][: 2 * (n_train + 1)]

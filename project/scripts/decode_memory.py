@@ -21,13 +21,10 @@ from pathlib import Path
 def child(data: Path, n_docs: int, cache_mb: float) -> dict:
     import spacy
 
-    from benchmark import SHIPPED, load_data, run_pipeline
+    from benchmark import SHIPPED, load_data, make_nlp, run_pipeline
 
     _, test, _, labels = load_data(data, spacy.blank("en").vocab)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "model": {"start": SHIPPED},
-                                       "decoding": {"cache_mb": cache_mb}})
-    nlp.initialize()
+    nlp = make_nlp(labels, SHIPPED, {"cache_mb": cache_mb})
     texts = [doc.text for doc in test[:n_docs]]
     seconds, _, positions = run_pipeline(nlp, texts)
     return {"cache_mb": cache_mb, "docs": len(texts), "docs_per_s": len(texts) / seconds,

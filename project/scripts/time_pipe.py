@@ -23,12 +23,10 @@ def main(code: Path, n_docs: int, data: Path) -> None:
     import spacy
     import spacy_cllmfs
 
-    from benchmark import SHIPPED, load_data
+    from benchmark import SHIPPED, load_data, make_nlp
 
     _, test, _, labels = load_data(data, spacy.blank("en").vocab)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "model": {"start": SHIPPED}})
-    nlp.initialize()
+    nlp = make_nlp(labels, SHIPPED)
     texts = [doc.text for doc in test[:n_docs]]
     list(nlp.pipe(texts[:4]))  # warm-up
     started = time.perf_counter()
