@@ -27,7 +27,9 @@ class DecoderSettings:
     written (0: every entity the model writes). cache_mb: the cached decoder puts in a batch
     only as many rows as have key/value caches within this many MiB, each counted at its
     longest (prefix + text + question + max_new_tokens); batch_size stays the upper bound
-    (0: no memory bound, batch_size rows)."""
+    (0: no memory bound, batch_size rows). merge_adapter: decode with the LoRA weights folded
+    into the base weights (LanguageModel.merge: float32 only; the same function up to
+    rounding, one matrix product per projection instead of three)."""
 
     max_new_tokens: int = 64
     max_span_tokens: int = 8
@@ -35,6 +37,7 @@ class DecoderSettings:
     reuse_cache: bool = True
     threshold: float = 0.0
     cache_mb: float = 0.0
+    merge_adapter: bool = False
 
     def __post_init__(self):
         for key in ("max_new_tokens", "max_span_tokens", "batch_size"):
@@ -43,6 +46,9 @@ class DecoderSettings:
                 raise ValueError(f"decoding.{key} must be an integer >= 1, got {value!r}.")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"decoding.threshold must be from 0 to 1, got {self.threshold!r}.")
+        if not isinstance(self.merge_adapter, bool):
+            raise ValueError(f"decoding.merge_adapter must be true or false, got "
+                             f"{self.merge_adapter!r}.")
         if isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, (int, float)) \
                 or not self.cache_mb >= 0:
             raise ValueError(f"decoding.cache_mb must be a number >= 0, got {self.cache_mb!r}.")
@@ -73,11 +79,14 @@ def decoding_v2(
     reuse_cache: bool = True,
     threshold: float = 0.0,
     cache_mb: float = 300.0,
+    merge_adapter: bool = True,
 ) -> DecoderSettings:
     """[components.cllmfs_ner.decoding]: as v1, but a batch's rows are bounded by the memory
-    of their key/value caches (`cache_mb`), `batch_size` rows at most."""
+    of their key/value caches (`cache_mb`), `batch_size` rows at most, and a float32 model
+    decodes with the adapter merged into its weights (`merge_adapter`)."""
     return DecoderSettings(
-        max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold, cache_mb
+        max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold, cache_mb,
+        merge_adapter,
     )
 
 

@@ -27,6 +27,7 @@ class LanguageModel(torch.nn.Module):
         self.lm = None  # the peft model (or the bare base model), once loaded
         self.tokenizer = None
         self.identity: Optional[dict] = None  # the base's name and fingerprint
+        self._merged = False  # the adapter folded into the base weights (merge)
 
     @property
     def loaded(self) -> bool:
@@ -45,6 +46,35 @@ class LanguageModel(torch.nn.Module):
     def context(self) -> Optional[int]:
         """The model's context size in tokens (None if its config does not say)."""
         return getattr(self.base.config, "max_position_embeddings", None)
+
+    @property
+    def merged(self) -> bool:
+        return self._merged
+
+    def merge(self) -> bool:
+        """Fold the adapter into the base weights for decoding (peft's merge_adapter): the same
+        function up to float rounding, one matrix product per projection instead of three.
+        Only in float32 (or float64): in bfloat16 or float16 the adapter's small update would be
+        rounded away. Not while training. Whoever changes the adapter's weights or takes it
+        off calls `unmerge` first (the component does: update, finish_update, use_params; and
+        `_take_base` here). Returns whether the weights changed."""
+        if self._merged or self.lm is None or not hasattr(self.lm, "merge_adapter") \
+                or self.lm.training:
+            return False
+        if next(self.lm.parameters()).dtype not in (torch.float32, torch.float64):
+            return False
+        self.lm.merge_adapter()
+        self._merged = True
+        return True
+
+    def unmerge(self) -> bool:
+        """Take the adapter's update back out of the base weights (up to float rounding).
+        Returns whether the weights changed."""
+        if not self._merged:
+            return False
+        self.lm.unmerge_adapter()
+        self._merged = False
+        return True
 
     def attach_initial(self, template: str) -> None:
         """The adapter training starts from, as `start` says (shipped.py)."""
@@ -73,13 +103,14 @@ class LanguageModel(torch.nn.Module):
         if self.lm is None:
             base, self.tokenizer = self.base_model.load()
             return base
+        self.unmerge()  # unload takes the LoRA layers off as they are: the base must be bare
         base = self.lm.unload() if hasattr(self.lm, "unload") else self.lm
         self.lm = None
         return base
 
     def _set(self, lm, identity: dict) -> None:
         lm.eval()
-        self.lm, self.identity = lm, identity
+        self.lm, self.identity, self._merged = lm, identity, False
 
 
 def _no_forward(model, inputs, is_train):

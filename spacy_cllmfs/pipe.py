@@ -6,7 +6,6 @@ spaCy's component API; the work is done by the modules it calls: the model's lif
 (language_model.py), prompts (prompts.py), windows (windows.py), decoding (decoders.py,
 constraint.py), training rows (rows.py) and the loss (loss.py).
 """
-import contextlib
 import os
 import shutil
 import warnings
@@ -176,6 +175,8 @@ class CLLMFSNer(TrainablePipe):
             return []
         prompter, decoder = self._ready()
         settings = self.decoding
+        if settings.merge_adapter and self.language_model.merge():
+            self._forget_prefix()  # computed with the unmerged weights
         units = windows.units(docs, prompter, self.language_model.context, settings)
         indexes = [build_span_index(u.part, prompter, settings.max_span_tokens) for u in units]
         found = decoder.decode([u.encoded for u in units], indexes, self.labels)
@@ -205,6 +206,7 @@ class CLLMFSNer(TrainablePipe):
         rows = self._training_rows(examples)
         if not rows:
             return losses
+        self._unmerge()  # the adapter's own weights get the gradients
         lm = self.language_model.lm
         params = [p for p in lm.parameters() if p.requires_grad]
         grads = [torch.zeros_like(p) for p in params]
@@ -238,15 +240,21 @@ class CLLMFSNer(TrainablePipe):
         return losses
 
     def finish_update(self, sgd) -> None:
+        self._unmerge()  # before the step: unmerging subtracts the weights that were merged
         super().finish_update(sgd)
         self._forget_prefix()  # the cached prefix came from the old weights
 
-    @contextlib.contextmanager
     def use_params(self, params: dict):
+        """A generator, as spaCy's own pipes have it: Language.use_params drives it with
+        next() (it is not a context manager)."""
+        self._unmerge()
         self._forget_prefix()
         try:
             with self.model.use_params(params):
-                yield
+                try:
+                    yield
+                finally:
+                    self._unmerge()  # before the old weights come back
         finally:
             self._forget_prefix()
 
@@ -358,6 +366,10 @@ class CLLMFSNer(TrainablePipe):
         prompter, _ = self._ready()
         return build_rows([eg.reference for eg in examples], prompter, self.cfg["labels"],
                           self.rows)
+
+    def _unmerge(self) -> None:
+        if self.language_model.unmerge():
+            self._forget_prefix()
 
     def _forget_prefix(self) -> None:
         if self._decoder is not None:

@@ -78,8 +78,11 @@ def test_the_prefix_cache_follows_the_weights(trained_nlp):
 def test_use_params_before_the_model_loads():
     from .util import tiny_nlp
 
-    pipe = tiny_nlp().get_pipe("cllmfs_ner")
-    with pipe.use_params({}):  # spaCy's trainer does this with averaged weights
+    nlp = tiny_nlp()
+    pipe = nlp.get_pipe("cllmfs_ner")
+    # spaCy's trainer does this with averaged weights; Language.use_params drives each pipe's
+    # use_params generator with next()
+    with nlp.use_params({(-1, "not-a-parameter"): None}):
         assert not pipe.language_model.loaded
 
 

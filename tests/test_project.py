@@ -217,3 +217,34 @@ def test_the_source_workflow_trains_scores_and_writes_a_card(source_project):
     assert card["data"]["wikigold"]["train"] == 8 and "CC-BY 4.0" in card["data"]["wikigold"]["licence"]
     assert (root / "metrics" / "source" / "loss.png").stat().st_size > 1000
     assert "| source/sec |" in (root / "metrics" / "source" / "card.md").read_text()
+
+
+def test_compare_rehearses_source_sentences_with_their_own_types(compared, source_project, tmp_path):
+    """--rehearsal adds source-corpus sentences, with their corpus's types, to the training set
+    of the scheduled systems only, and keys their runs apart from the runs without it."""
+    copy = tmp_path / "project"
+    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    shutil.copytree(source_project / "corpus" / "source", copy / "corpus" / "source")
+    args = [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
+            "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics_rehearsal",
+            "--ways", "3", "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1",
+            "--systems", "cllmfs", "--rehearsal", "3",
+            "--rehearsal-corpus", "corpus/source/train.spacy"]
+    subprocess.run(args, cwd=copy, check=True, capture_output=True)
+    vocab = spacy.blank("en").vocab
+    work = copy / "compare" / "k2" / "seed1"
+    shots = read_docs(work / "shots.spacy", vocab)
+    trained_on = read_docs(work / "shots_rehearsal3.spacy", vocab)
+    assert [d.text for d in trained_on[: len(shots)]] == [d.text for d in shots]
+    rehearsed = trained_on[len(shots):]
+    assert len(rehearsed) == 3 and all("cllmfs_types" in d.user_data for d in rehearsed)
+    source_texts = {d.text for d in read_docs(copy / "corpus/source/train.spacy", vocab)}
+    assert {d.text for d in rehearsed} <= source_texts
+    runs = sorted((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json"))
+    assert len(runs) == 2  # the run without rehearsal (the fixture's) is kept apart
+    result = json.loads((copy / "metrics_rehearsal" / "compare.json").read_text())
+    assert result["rehearsal"] == 3 and result["systems"]["cllmfs"]["shots"]["2"]["seeds"] == [1]
+    # an impossible request is an error that names the problem
+    too_many = [*args[:-3], "100000", *args[-2:]]
+    out = subprocess.run(too_many, cwd=copy, capture_output=True, text=True)
+    assert out.returncode != 0 and "--rehearsal 100000" in out.stderr

@@ -20,8 +20,12 @@ Texts and types: the WNUT-17 test split and its 6 types, with the project's one-
 descriptions (configs/wnut17_types.json), when DATA_DIR holds it (e.g. ../../shared/data/wnut17),
 else the bundled sample's test sets and their 6 types (run the `convert` command first).
 
+On a GPU (--gpu-id 0) every figure is taken on the GPU, in --dtype (auto: bfloat16 on CUDA),
+and the peak of GPU memory allocated by torch is reported beside the resident memory.
+
 Usage: python scripts/benchmark.py OUTPUT_JSON [--data DATA_DIR] [--pipeline PATH]
-       [--docs 100] [--naive-docs 8] [--icl-docs 16] [--train-steps 8]
+       [--docs 100] [--naive-docs 8] [--icl-docs 16] [--train-steps 8] [--gpu-id -1]
+       [--dtype auto]
 """
 import argparse
 import dataclasses
@@ -82,10 +86,12 @@ def load_data(data: Path, vocab):
     return "bundled sample (news + recipes)", test, train, types
 
 
-def make_nlp(labels, start: str, decoding=None):
-    """A pipeline with cllmfs_ner for `labels`, starting from `start` (model.start)."""
+def make_nlp(labels, start: str, decoding=None, dtype: str = "auto"):
+    """A pipeline with cllmfs_ner for `labels`, starting from `start` (model.start), on the
+    default model in `dtype`."""
     nlp = spacy.blank("en")
-    config = {"labels": labels, "model": {"start": start}}
+    base_model = {"@misc": "spacy_cllmfs.SmolLM2.v1", "dtype": dtype}
+    config = {"labels": labels, "model": {"start": start, "base_model": base_model}}
     if decoding:
         config["decoding"] = decoding
     nlp.add_pipe("cllmfs_ner", config=config)
@@ -127,6 +133,12 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
+def synchronize(device) -> None:
+    """Wait for the GPU's queued work, so that a timer sees it (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.inference_mode()
 def forward_limit(pipe, token_lists, batch_size: int) -> float:
     """Seconds for a plain batched forward pass (right-padded) over the token lists."""
@@ -139,6 +151,7 @@ def forward_limit(pipe, token_lists, batch_size: int) -> float:
             ids = torch.tensor([list(t) + [pad] * (width - len(t)) for t in chunk])
             mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in chunk])
             lm(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), logits_to_keep=1)
+        synchronize(lm.device)
 
     run()  # warm-up
     return timed(run)[0]
@@ -173,9 +186,14 @@ def training(pipe, examples, steps: int):
         def plain():
             lm(**tensors).loss.backward()
             lm.zero_grad(set_to_none=True)
+            synchronize(lm.device)
+
+        def update():
+            pipe.update(batch, sgd=optimizer)
+            synchronize(lm.device)
 
         seconds_plain, _ = timed(plain)
-        seconds_train, _ = timed(lambda: pipe.update(batch, sgd=optimizer))
+        seconds_train, _ = timed(update)
         if step:  # the first batch warms up
             plain_s += seconds_plain
             train_s += seconds_train
@@ -197,10 +215,13 @@ def icl_docs_per_s(nlp, labels, train, texts):
 
 
 def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_icl: int,
-         n_train: int):
+         n_train: int, gpu_id: int = -1, dtype: str = "auto"):
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     vocab = spacy.blank("en").vocab
     source, test, train, labels = load_data(data, vocab)
-    nlp = make_nlp(labels, SHIPPED)  # the default start, named so that a misfit is an error
+    # the default start, named so that a misfit is an error
+    nlp = make_nlp(labels, SHIPPED, dtype=dtype)
     pipe = nlp.get_pipe("cllmfs_ner")
     texts = [doc.text for doc in test[:n_docs]]
     prompter, _ = pipe._ready()
@@ -212,6 +233,8 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     pipe_s, _, shipped_positions = run_pipeline(nlp, texts)
     # ru_maxrss is the peak of the whole process so far: model loading and the pipeline.
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cuda = torch.cuda.is_available() and pipe.language_model.lm.device.type == "cuda"
+    peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
     limit_s = forward_limit(pipe, doc_tokens, batch_size=32)
     print(f"shipped adapter: {pipe_s:.1f} s, limit {limit_s:.1f} s", flush=True)
 
@@ -236,15 +259,17 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         cold_s, warm_s = load_times(pipeline or Path(tmp))
     del nlp, pipe
 
-    blank = make_nlp(labels, "blank")
+    blank = make_nlp(labels, "blank", dtype=dtype)
     blank_s, _, blank_positions = run_pipeline(blank, texts)
     print(f"blank adapter: {blank_s:.1f} s", flush=True)
     blank_lm = blank.get_pipe("cllmfs_ner").language_model
 
     result = {
         "machine": f"{platform.processor() or platform.machine()}, "
-                   f"{torch.get_num_threads()} torch threads, device {blank_lm.device}",
+                   f"{torch.get_num_threads()} torch threads, device {blank_lm.device}"
+                   + (f" ({torch.cuda.get_device_name(blank_lm.device)})" if cuda else ""),
         "model": blank_lm.base_model.name,
+        "dtype": str(next(blank_lm.lm.parameters()).dtype),
         "adapters": {"pipeline": SHIPPED, "blank": "blank"},
         "decoding": dataclasses.asdict(fast),
         "texts": source,
@@ -271,6 +296,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         "pipeline_over_naive": naive_s / fast_s,
         "pipeline_over_icl": icl_pipe_dps / icl_dps,
         "peak_rss_mb": peak_rss_mb,
+        "peak_gpu_allocated_mb": peak_gpu_mb,
         "load_cold_s": cold_s,
         "load_warm_s": warm_s,
         "train_tokens_per_s": train_tps,
@@ -298,6 +324,9 @@ if __name__ == "__main__":
     parser.add_argument("--naive-docs", type=int, default=8)
     parser.add_argument("--icl-docs", type=int, default=16)
     parser.add_argument("--train-steps", type=int, default=8)
+    parser.add_argument("--gpu-id", type=int, default=-1, help="-1: CPU")
+    parser.add_argument("--dtype", default="auto",
+                        help="the base model's dtype: auto (bfloat16 on CUDA), float32, ...")
     args = parser.parse_args()
     main(args.output, args.data, args.pipeline, args.docs, args.naive_docs, args.icl_docs,
-         args.train_steps)
+         args.train_steps, args.gpu_id, args.dtype)

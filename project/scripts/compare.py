@@ -18,6 +18,12 @@ seed's N types; every LLM system gets the types' one-line descriptions, --descri
                      decoding)
 More variants of cllmfs: --variant NAME=--components.cllmfs_ner.loss.layer=20,--training.x=y
 
+Rehearsal (--rehearsal N --rehearsal-corpus corpus/source/train.spacy): cllmfs, its ablations
+and the variants train on the shots plus N sentences of the source stage's corpora, drawn with
+random.Random(seed), each asked about its own corpus's types (doc.user_data["cllmfs_types"]), so
+that the adapter keeps what the general stage taught it; the schedule counts them. The other
+systems see the shots alone.
+
 Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
 default config, whose patience needs a dev corpus: it gets the shots themselves.
@@ -51,6 +57,7 @@ from spacy.tokens import DocBin
 from spacy_cllmfs import schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
+from spacy_cllmfs.rows import TYPES_KEY
 from spacy_cllmfs.scoring import aggregate, strict_scores, unannotated
 
 SYSTEMS = ("cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
@@ -106,6 +113,8 @@ def run_key(args, name: str, k: int, seed: int) -> str:
         "dev": _digest(args.dev) if args.dev else None,
         "icl_max_new_tokens": args.icl_max_new_tokens if name == "spacy_llm_icl" else None,
     }
+    if scheduled and args.rehearsal:  # only when used, so that earlier runs keep their keys
+        parts["rehearsal"] = [args.rehearsal, _digest(args.rehearsal_corpus)]
     if name in UNTRAINED:
         parts.pop("k")
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf8")).hexdigest()[:12]
@@ -120,6 +129,25 @@ def test_subset(docs, limit: int):
     if not limit or limit >= len(docs):
         return list(range(len(docs)))
     return sorted(random.Random(0).sample(range(len(docs)), limit))
+
+
+def rehearsal_docs(args, vocab, seed: int):
+    """--rehearsal sentences of the source corpora, drawn with random.Random(seed); each keeps
+    its own corpus's types in user_data, which its training rows ask about."""
+    if not args.rehearsal:
+        return []
+    if args.rehearsal_corpus is None:
+        raise SystemExit("--rehearsal needs --rehearsal-corpus (e.g. corpus/source/train.spacy).")
+    pool = read_docs(args.rehearsal_corpus, vocab)
+    if args.rehearsal > len(pool):
+        raise SystemExit(f"--rehearsal {args.rehearsal}: {args.rehearsal_corpus} has only "
+                         f"{len(pool)} sentences.")
+    docs = [pool[i] for i in sorted(random.Random(seed).sample(range(len(pool)), args.rehearsal))]
+    untyped = [d.text[:40] for d in docs if TYPES_KEY not in d.user_data]
+    if untyped:
+        raise SystemExit(f"{args.rehearsal_corpus}: sentences without their corpus's types in "
+                         f"user_data[{TYPES_KEY!r}] (convert it with convert_source.py): {untyped[:3]}")
+    return docs
 
 
 def spacy_cli(*args, threads: int) -> None:
@@ -158,6 +186,8 @@ def run_unit(args, k: int, seed: int, threads: int):
     import torch
 
     torch.set_num_threads(threads)
+    if args.gpu_id >= 0:
+        spacy.require_gpu(args.gpu_id)  # the pipelines scored here load onto the GPU
     work = args.work / f"k{k}" / f"seed{seed}"
     runs = args.work / "runs"
     work.mkdir(parents=True, exist_ok=True)
@@ -173,10 +203,15 @@ def run_unit(args, k: int, seed: int, threads: int):
     srsly.write_json(labels_path, labels)
     dev = args.dev if args.dev else shots_path
     common = ["--paths.train", shots_path, "--paths.dev", dev, "--system.seed", seed]
-    llm_common = [*common, "--paths.labels", labels_path]
+    rehearsal = rehearsal_docs(args, vocab, seed)
+    scheduled_train = shots_path
+    if rehearsal:
+        scheduled_train = work / f"shots_rehearsal{len(rehearsal)}.spacy"
+        DocBin(docs=[train[i] for i in indices] + rehearsal,
+               store_user_data=True).to_disk(scheduled_train)
     evaluations = 4 if args.dev else 1  # checkpoints chosen on dev: evaluate a few times
     config = spacy.util.load_config(args.config)
-    planned = schedule.overrides(config, len(indices), args.epochs, args.warmup,
+    planned = schedule.overrides(config, len(indices) + len(rehearsal), args.epochs, args.warmup,
                                  evaluations=evaluations)
     variants = {**{name: ABLATIONS[name] for name in ABLATIONS if name in args.systems},
                 **args.variants}
@@ -195,21 +230,23 @@ def run_unit(args, k: int, seed: int, threads: int):
         print(f"k={k} seed={seed} {name}: F1 {100 * result['f1']:.1f} "
               f"({result['seconds']:.0f} s)", flush=True)
 
-    def trained(name, config_path, overrides):
+    def trained(name, config_path, overrides, train_path=shots_path):
         started = time.time()
         out = work / name
         # the per-update log (loss, answer rates), where the config has the JSONL logger
         has_log = "log" in spacy.util.load_config(config_path)["paths"]
         log = ["--paths.log", out / "log.jsonl"] if has_log else []
-        spacy_cli("train", config_path, "--output", out, "--code", TRAINING_LOG, *llm_common,
-                  *log, *overrides, threads=threads)
+        spacy_cli("train", config_path, "--output", out, "--code", TRAINING_LOG,
+                  "--paths.train", train_path, "--paths.dev", dev, "--system.seed", seed,
+                  "--paths.labels", labels_path, "--gpu-id", args.gpu_id, *log, *overrides,
+                  threads=threads)
         stage = "model-best" if args.dev else "model-last"
         result = score(spacy.load(out / stage), test, types)
         save(name, {**result, **training_summary(out / "log.jsonl")}, started)
 
     for name, overrides in variants.items():
         if not done(name):
-            trained(name, args.config, [*planned, *overrides])
+            trained(name, args.config, [*planned, *overrides], scheduled_train)
     if "cllmfs_blank" in args.systems and not done("cllmfs_blank"):
         if args.blank_config is None:
             raise SystemExit("cllmfs_blank needs --blank-config (the recipe from a blank adapter).")
@@ -374,6 +411,12 @@ def main() -> None:
                         help="epochs over the shots for the scheduled systems (cllmfs, ablations)")
     parser.add_argument("--warmup", type=float, default=0.1,
                         help="share of the steps with a rising learning rate")
+    parser.add_argument("--rehearsal", type=int, default=0,
+                        help="source-corpus sentences added to the shots of the scheduled systems")
+    parser.add_argument("--rehearsal-corpus", type=Path, default=None,
+                        help="a DocBin of convert_source.py (e.g. corpus/source/train.spacy)")
+    parser.add_argument("--gpu-id", type=int, default=-1,
+                        help="train and score the LLM systems on this GPU (-1: CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
@@ -398,6 +441,8 @@ def main() -> None:
         f"{args.test_limit} sentences drawn with random.Random(0).sample, in corpus order",
         "config": str(args.config), "blank_config": str(args.blank_config),
         "descriptions": str(args.descriptions), "epochs": args.epochs, "warmup": args.warmup,
+        "rehearsal": args.rehearsal, "rehearsal_corpus": str(args.rehearsal_corpus),
+        "gpu_id": args.gpu_id,
         "checkpoint": "model-best" if args.dev else "model-last",
         "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},
     }
