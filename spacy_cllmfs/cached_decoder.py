@@ -135,7 +135,8 @@ class CachedDecoder:
         self.stats.rows += len(rows)
         self.stats.batches += 1
         constraint = SpanConstraint(
-            [indexes[doc] for doc, _ in rows], [label for _, label in rows], self.prompter
+            [indexes[doc] for doc, _ in rows], [label for _, label in rows], self.prompter,
+            self.settings.answer_threshold,
         )
         self._generate(constraint, cache, logits, mask, next_pos)
         for row, (doc, _) in enumerate(rows):

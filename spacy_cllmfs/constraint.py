@@ -110,11 +110,21 @@ class SpanConstraint(LogitsProcessor):
     indexes, labels: the SpanIndex and the entity type of each batch row. Also records each
     entity's score (Entity.score): the decision to open it, and the mean log-probability under
     the model's unconstrained distribution of its tokens and closing delimiter.
+
+    answer_threshold: where a row chooses between opening an entity and ending its answer, it
+    opens one when the model's probability of opening, of the two, is at least this (0.5: the
+    likelier of the two, plain greedy decoding; lower: more entities, higher recall). The
+    recorded scores stay the model's own probabilities.
     """
 
-    def __init__(self, indexes: Sequence[SpanIndex], labels: Sequence[str], prompter: Prompter):
+    def __init__(self, indexes: Sequence[SpanIndex], labels: Sequence[str], prompter: Prompter,
+                 answer_threshold: float = 0.5):
         if len(indexes) != len(labels):
             raise ValueError(f"{len(indexes)} span indexes for {len(labels)} labels.")
+        if not 0.0 < answer_threshold < 1.0:
+            raise ValueError(f"answer_threshold must be between 0 and 1, got {answer_threshold!r}.")
+        # added to the opening token's score: open iff p(open) / (p(open) + p(end)) >= threshold
+        self._open_bias = math.log((1.0 - answer_threshold) / answer_threshold)
         self.seqs = [_Sequence(index) for index in indexes]
         self.labels = list(labels)
         self.open_ids = prompter.open_ids
@@ -141,6 +151,11 @@ class SpanConstraint(LogitsProcessor):
         mask = torch.full_like(scores, float("-inf"))
         device = scores.device
         mask[torch.tensor(index_rows, device=device), torch.tensor(index_cols, device=device)] = 0
+        if self._open_bias:
+            deciding = [i for i, row in enumerate(self._rows)
+                        if self.seqs[row].mode == _OUT and self.seqs[row].index.trie]
+            if deciding:
+                mask[torch.tensor(deciding, device=device), self.open_ids[0]] = self._open_bias
         return scores + mask
 
     def consume(self, tokens: torch.Tensor) -> None:

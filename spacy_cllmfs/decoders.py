@@ -29,7 +29,9 @@ class DecoderSettings:
     longest (prefix + text + question + max_new_tokens); batch_size stays the upper bound
     (0: no memory bound, batch_size rows). merge_adapter: decode with the LoRA weights folded
     into the base weights (LanguageModel.merge: float32 only; the same function up to
-    rounding, one matrix product per projection instead of three)."""
+    rounding, one matrix product per projection instead of three). answer_threshold: a row
+    opens an entity where the model's probability of opening one, against ending the answer,
+    is at least this (0.5: plain greedy; lower: more entities; SpanConstraint)."""
 
     max_new_tokens: int = 64
     max_span_tokens: int = 8
@@ -38,6 +40,7 @@ class DecoderSettings:
     threshold: float = 0.0
     cache_mb: float = 0.0
     merge_adapter: bool = False
+    answer_threshold: float = 0.5
 
     def __post_init__(self):
         for key in ("max_new_tokens", "max_span_tokens", "batch_size"):
@@ -46,6 +49,11 @@ class DecoderSettings:
                 raise ValueError(f"decoding.{key} must be an integer >= 1, got {value!r}.")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"decoding.threshold must be from 0 to 1, got {self.threshold!r}.")
+        if isinstance(self.answer_threshold, bool) \
+                or not isinstance(self.answer_threshold, (int, float)) \
+                or not 0.0 < self.answer_threshold < 1.0:
+            raise ValueError(f"decoding.answer_threshold must be between 0 and 1 (exclusive), "
+                             f"got {self.answer_threshold!r}.")
         if not isinstance(self.merge_adapter, bool):
             raise ValueError(f"decoding.merge_adapter must be true or false, got "
                              f"{self.merge_adapter!r}.")
@@ -80,13 +88,14 @@ def decoding_v2(
     threshold: float = 0.0,
     cache_mb: float = 300.0,
     merge_adapter: bool = True,
+    answer_threshold: float = 0.5,
 ) -> DecoderSettings:
     """[components.cllmfs_ner.decoding]: as v1, but a batch's rows are bounded by the memory
     of their key/value caches (`cache_mb`), `batch_size` rows at most, and a float32 model
     decodes with the adapter merged into its weights (`merge_adapter`)."""
     return DecoderSettings(
         max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold, cache_mb,
-        merge_adapter,
+        merge_adapter, answer_threshold,
     )
 
 
@@ -115,7 +124,8 @@ class PlainDecoder:
         for chunk in minibatch(rows, self.settings.batch_size):
             prompts = [self.prompter.prompt_ids(texts[i], label) for i, label in chunk]
             constraint = SpanConstraint(
-                [indexes[i] for i, _ in chunk], [label for _, label in chunk], self.prompter
+                [indexes[i] for i, _ in chunk], [label for _, label in chunk], self.prompter,
+                self.settings.answer_threshold,
             )
             self._generate(prompts, constraint)
             for row, (i, _) in enumerate(chunk):

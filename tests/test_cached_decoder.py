@@ -147,3 +147,20 @@ def test_decode_stats_count_every_position(trained_nlp):
     assert sum(len(d.ents) for d in docs) > 0
     stats.reset()
     assert dataclasses.asdict(stats) == dict.fromkeys(dataclasses.asdict(stats), 0)
+
+
+@pytest.mark.parametrize("answer_threshold", [0.2, 0.8])
+def test_both_decoders_agree_at_any_answer_threshold(trained_nlp, answer_threshold):
+    """The threshold on answering goes through both decoders the same way (the decision itself
+    is tested in test_constraint.py; this tiny model is too sure of itself to move)."""
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    saved = pipe.decoding
+    try:
+        default = predictions(trained_nlp, True, 16, 16)
+        pipe.decoding = dataclasses.replace(saved, answer_threshold=answer_threshold)
+        fast = predictions(trained_nlp, True, 16, 16)
+        plain = predictions(trained_nlp, False, 16, 16)
+    finally:
+        pipe.decoding = saved
+    assert_same(fast, plain)
+    assert sum(map(len, default)) > 0

@@ -142,3 +142,22 @@ def test_the_score_holds_the_decision_to_answer_and_the_span(nlp, prompter):
     expected = decision * float(torch.tensor(sum(logps) / len(logps)).exp())
     assert entity.score == pytest.approx(expected, rel=1e-5)
     assert entity.score < decision
+
+
+@pytest.mark.parametrize("threshold,opens", [(0.5, False), (0.35, False), (0.25, True), (0.1, True)])
+def test_answer_threshold_decides_between_opening_and_ending(nlp, prompter, threshold, opens):
+    """The model gives opening an entity 0.3 of the mass of the two choices: greedy (0.5) ends
+    the answer, a threshold under 0.3 opens an entity; the recorded score stays the model's."""
+    index = build_span_index(nlp("Ana met Bo."), prompter, 3)
+    constraint = SpanConstraint([index], ["PERSON"], prompter, answer_threshold=threshold)
+    scores = torch.full((1, len(prompter.tokenizer)), -5.0)
+    scores[0, prompter.open_ids[0]] = float(torch.tensor(0.3).log())
+    scores[0, prompter.eos_id] = float(torch.tensor(0.7).log())
+    choice = int(constraint(torch.zeros((1, 1), dtype=torch.long), scores).argmax())
+    assert choice == (prompter.open_ids[0] if opens else prompter.eos_id)
+    constraint.consume(torch.tensor([choice]))
+    if opens:
+        assert constraint.seqs[0].decision == pytest.approx(float(torch.tensor(0.3).log()),
+                                                            abs=1e-5)
+    with pytest.raises(ValueError, match="answer_threshold must be between 0 and 1"):
+        SpanConstraint([index], ["PERSON"], prompter, answer_threshold=1.0)

@@ -1,14 +1,20 @@
-"""Choose decoding.threshold on a dev split: strict F1 at each threshold, from one set of
-predictions (an entity's score does not change what the decoder writes next, so dropping the
-entities below a threshold afterwards is what the component does with that threshold).
+"""Choose decoding.answer_threshold and decoding.threshold on a dev split: strict F1 at each
+pair. Each answer threshold (the probability of opening an entity, against ending the answer,
+at or above which a row opens one; 0.5 is plain greedy) is a decoding of its own; the entity
+thresholds are applied to its predictions afterwards (an entity's score does not change what the
+decoder writes next, so dropping the entities below a threshold afterwards is what the component
+does with that threshold).
 
 Each PIPELINE is a trained pipeline (e.g. compare_dev/k5/seed1/cllmfs/model-last) scored on
 its own labels, on the same fixed subset of DEV as the compare workflow. The output holds, per
-pipeline and threshold, P/R/F1, and the threshold with the best mean F1 over the pipelines.
+pipeline, answer threshold and threshold, P/R/F1, and the pair with the best mean F1 over the
+pipelines.
 
 Usage: python scripts/calibrate.py OUTPUT.json DEV.spacy PIPELINE [PIPELINE ...] [--limit 150]
+       [--answer-thresholds 0.5 0.4 0.3]
 """
 import argparse
+import dataclasses
 from pathlib import Path
 
 import spacy
@@ -34,26 +40,36 @@ def kept(docs, threshold: float):
 
 
 def main(args) -> None:
-    results = {}
+    results = {}  # pipeline -> answer threshold -> threshold -> scores
+    pairs = [(a, t) for a in args.answer_thresholds for t in THRESHOLDS]
     for path in args.pipelines:
         nlp = spacy.load(path)
+        pipe = nlp.get_pipe("cllmfs_ner")
         gold = read_docs(args.dev, nlp.vocab)
         gold = [gold[i] for i in test_subset(gold, args.limit)]
-        labels = list(nlp.get_pipe("cllmfs_ner").labels)
-        predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=32))
-        results[str(path)] = {
-            str(t): strict_scores(gold, kept(predicted, t), labels) for t in THRESHOLDS}
-        best = max(THRESHOLDS, key=lambda t: results[str(path)][str(t)]["f1"])
-        print(f"{path}: F1 {100 * results[str(path)]['0.0']['f1']:.1f} at 0, "
-              f"{100 * results[str(path)][str(best)]['f1']:.1f} at {best}", flush=True)
-    mean = {t: sum(r[str(t)]["f1"] for r in results.values()) / len(results) for t in THRESHOLDS}
-    best = max(THRESHOLDS, key=lambda t: mean[t])
-    summary = {"dev": str(args.dev), "limit": args.limit, "mean_f1": mean, "best": best,
+        labels = list(pipe.labels)
+        results[str(path)] = {}
+        for a in args.answer_thresholds:
+            pipe.decoding = dataclasses.replace(pipe.decoding, answer_threshold=a)
+            predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=32))
+            results[str(path)][str(a)] = {
+                str(t): strict_scores(gold, kept(predicted, t), labels) for t in THRESHOLDS}
+            at = results[str(path)][str(a)]
+            print(f"{path}: answer threshold {a}: F1 {100 * at['0.0']['f1']:.1f} "
+                  f"(P {100 * at['0.0']['precision']:.1f}, R {100 * at['0.0']['recall']:.1f}) "
+                  f"at threshold 0", flush=True)
+    mean = {f"{a}/{t}": sum(r[str(a)][str(t)]["f1"] for r in results.values()) / len(results)
+            for a, t in pairs}
+    best = max(mean, key=mean.get)
+    summary = {"dev": str(args.dev), "limit": args.limit,
+               "mean_f1 (answer_threshold/threshold)": mean, "best": best,
                "pipelines": results}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(args.output, summary)
-    print(f"best mean F1 {100 * mean[best]:.1f} at threshold {best} "
-          f"(at 0: {100 * mean[0.0]:.1f}); wrote {args.output}")
+    greedy = mean.get("0.5/0.0")
+    print(f"best mean F1 {100 * mean[best]:.1f} at answer_threshold/threshold {best}"
+          + (f" (greedy, no threshold: {100 * greedy:.1f})" if greedy is not None else "")
+          + f"; wrote {args.output}")
 
 
 if __name__ == "__main__":
@@ -62,4 +78,5 @@ if __name__ == "__main__":
     parser.add_argument("dev", type=Path)
     parser.add_argument("pipelines", type=Path, nargs="+")
     parser.add_argument("--limit", type=int, default=150)
+    parser.add_argument("--answer-thresholds", type=float, nargs="+", default=[0.5])
     main(parser.parse_args())

@@ -6,7 +6,9 @@ The texts and types are the benchmark's (scripts/benchmark.py): the first N WNUT
 sentences and its 6 described types when DATA_DIR holds WNUT-17. Prints one JSON line with the
 decoding settings, docs/s, peak RSS and the entities (to check that predictions are the same).
 
-Usage: python scripts/time_pipe.py CODE [--docs 100] [--data DATA_DIR]
+Usage: python scripts/time_pipe.py CODE [--docs 100] [--data DATA_DIR] [--decoding JSON]
+  --decoding: settings of the [decoding] block to change, e.g. '{"merge_adapter": false}', to
+  compare two settings of one checkout the same way
   e.g. git worktree add /tmp/before COMMIT; python scripts/time_pipe.py /tmp/before; python
   scripts/time_pipe.py ..
 """
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 
-def main(code: Path, n_docs: int, data: Path) -> None:
+def main(code: Path, n_docs: int, data: Path, decoding: dict = None) -> None:
     sys.path.insert(0, str(code.resolve()))
     import spacy
     import spacy_cllmfs
@@ -26,7 +28,7 @@ def main(code: Path, n_docs: int, data: Path) -> None:
     from benchmark import SHIPPED, load_data, make_nlp
 
     _, test, _, labels = load_data(data, spacy.blank("en").vocab)
-    nlp = make_nlp(labels, SHIPPED)
+    nlp = make_nlp(labels, SHIPPED, decoding)
     texts = [doc.text for doc in test[:n_docs]]
     list(nlp.pipe(texts[:4]))  # warm-up
     started = time.perf_counter()
@@ -45,5 +47,6 @@ if __name__ == "__main__":
     parser.add_argument("code", type=Path)
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--decoding", type=json.loads, default=None)
     args = parser.parse_args()
-    main(args.code, args.docs, args.data)
+    main(args.code, args.docs, args.data, args.decoding)
