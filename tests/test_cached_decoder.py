@@ -149,10 +149,12 @@ def test_decode_stats_count_every_position(trained_nlp):
     assert dataclasses.asdict(stats) == dict.fromkeys(dataclasses.asdict(stats), 0)
 
 
-@pytest.mark.parametrize("answer_threshold", [0.2, 0.8])
+@pytest.mark.parametrize("answer_threshold", [0.2, 1 - 1e-12])
 def test_both_decoders_agree_at_any_answer_threshold(trained_nlp, answer_threshold):
     """The threshold on answering goes through both decoders the same way (the decision itself
-    is tested in test_constraint.py; this tiny model is too sure of itself to move)."""
+    is tested in test_constraint.py). This overfit tiny model is so sure of itself that 0.2
+    changes nothing and only a bar within 1e-12 of 1 moves it: there both decoders write fewer
+    entities than greedy decoding."""
     pipe = trained_nlp.get_pipe("cllmfs_ner")
     saved = pipe.decoding
     try:
@@ -164,3 +166,5 @@ def test_both_decoders_agree_at_any_answer_threshold(trained_nlp, answer_thresho
         pipe.decoding = saved
     assert_same(fast, plain)
     assert sum(map(len, default)) > 0
+    if answer_threshold > 0.5:
+        assert sum(map(len, fast)) < sum(map(len, default))

@@ -177,8 +177,7 @@ def training(pipe, examples, steps: int):
     """Tokens/s of update() and of a plain forward+backward pass over the same batches."""
     # The plain pass below drives the model directly, so the adapter must not be merged into the
     # base weights (decoding merges it; update() takes it out again, this pass would not).
-    pipe.language_model.unmerge()
-    pipe._forget_prefix()
+    pipe._unmerge()
     lm = pipe.language_model.lm
     optimizer = Adam(1e-4)
     batches = [examples[2 * i : 2 * i + 2] for i in range(steps + 1)]

@@ -198,17 +198,20 @@ def run_unit(args, k: int, seed: int, threads: int):
     test = [test[i] for i in test_subset(test, args.test_limit)]
     types, indices = sample_episode(train, args.ways, k, seed)
     shots_path, labels_path = work / "shots.spacy", work / "labels.json"
-    DocBin(docs=[train[i] for i in indices], store_user_data=True).to_disk(shots_path)
+    shots = [train[i] for i in indices]
+    DocBin(docs=shots, store_user_data=True).to_disk(shots_path)
     labels = descriptions(args, types)
     srsly.write_json(labels_path, labels)
     dev = args.dev if args.dev else shots_path
-    common = ["--paths.train", shots_path, "--paths.dev", dev, "--system.seed", seed]
+
+    def common(train_path=shots_path):
+        return ["--paths.train", train_path, "--paths.dev", dev, "--system.seed", seed]
+
     rehearsal = rehearsal_docs(args, vocab, seed)
     scheduled_train = shots_path
     if rehearsal:
         scheduled_train = work / f"shots_rehearsal{len(rehearsal)}.spacy"
-        DocBin(docs=[train[i] for i in indices] + rehearsal,
-               store_user_data=True).to_disk(scheduled_train)
+        DocBin(docs=shots + rehearsal, store_user_data=True).to_disk(scheduled_train)
     evaluations = 4 if args.dev else 1  # checkpoints chosen on dev: evaluate a few times
     config = spacy.util.load_config(args.config)
     planned = schedule.overrides(config, len(indices) + len(rehearsal), args.epochs, args.warmup,
@@ -237,9 +240,8 @@ def run_unit(args, k: int, seed: int, threads: int):
         has_log = "log" in spacy.util.load_config(config_path)["paths"]
         log = ["--paths.log", out / "log.jsonl"] if has_log else []
         spacy_cli("train", config_path, "--output", out, "--code", TRAINING_LOG,
-                  "--paths.train", train_path, "--paths.dev", dev, "--system.seed", seed,
-                  "--paths.labels", labels_path, "--gpu-id", args.gpu_id, *log, *overrides,
-                  threads=threads)
+                  *common(train_path), "--paths.labels", labels_path, "--gpu-id", args.gpu_id,
+                  *log, *overrides, threads=threads)
         stage = "model-best" if args.dev else "model-last"
         result = score(spacy.load(out / stage), test, types)
         save(name, {**result, **training_summary(out / "log.jsonl")}, started)
@@ -256,7 +258,7 @@ def run_unit(args, k: int, seed: int, threads: int):
     if "spacy_ner" in args.systems and not done("spacy_ner"):
         started = time.time()
         out = work / "spacy_ner"
-        spacy_cli("train", args.ner_config, "--output", out, *common, threads=threads)
+        spacy_cli("train", args.ner_config, "--output", out, *common(), threads=threads)
         save("spacy_ner", score(spacy.load(out / "model-best"), test, types, 256), started)
     if "spacy_llm_icl" in args.systems and not done("spacy_llm_icl"):
         started = time.time()
