@@ -1,4 +1,6 @@
 """The sample project's commands, run through `spacy project run` on the tiny model."""
+import argparse
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -85,16 +87,19 @@ def compared(project):
     ner = spacy.util.load_config(project / "configs" / "spacy_ner.cfg")
     ner["training"]["max_steps"], ner["training"]["eval_frequency"] = 20, 10
     ner.to_disk(project / "configs" / "spacy_ner_smoke.cfg")
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "project", "run", "compare", str(project),
-         "--vars.compare_config", "cllmfs_smoke", "--vars.compare_blank_config", "cllmfs_smoke",
-         "--vars.ner_config", "spacy_ner_smoke", "--vars.compare_domain", "news",
-         "--vars.compare_epochs", "1", "--vars.compare_shots", "2 3",
-         "--vars.compare_seeds", "1 2", "--vars.compare_test_limit", "8",
-         "--vars.compare_jobs", "2"],
-        check=True,
-        capture_output=True,
-    )
+    settings = ["--vars.compare_config", "cllmfs_smoke", "--vars.compare_blank_config",
+                "cllmfs_smoke", "--vars.ner_config", "spacy_ner_smoke", "--vars.compare_domain",
+                "news", "--vars.compare_epochs", "1", "--vars.compare_shots", "2 3",
+                "--vars.compare_seeds", "1 2", "--vars.compare_test_limit", "8",
+                "--vars.compare_jobs", "2", "--vars.compare_rehearsal", "0"]
+    # The workflow's steps but convert-source: without rehearsal the source corpora are not read
+    # (the tests have none; test_compare_rehearses_source_sentences_with_their_own_types covers
+    # rehearsal).
+    steps = srsly.read_yaml(project / "project.yml")["workflows"]["compare"]
+    assert steps == ["convert-compare", "convert-source", "compare-systems"]
+    for step in ("convert-compare", "compare-systems"):
+        subprocess.run([sys.executable, "-m", "spacy", "project", "run", step, str(project),
+                        *settings], check=True, capture_output=True)
     return project
 
 
@@ -135,6 +140,36 @@ def test_compare_writes_a_table_and_a_plot(compared):
     assert all(f"| {name} |" in table for name in ("cllmfs", "spacy_llm_icl", "zero_shot"))
     png = (compared / "metrics" / "compare.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def load_script(name: str):
+    path = Path(__file__).resolve().parents[1] / "project" / "scripts" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))  # compare.py imports card.py from its folder
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def test_compare_plots_each_trained_systems_loss_and_answer_rate(tmp_path):
+    compare = load_script("compare")
+    assert compare.smooth([4.0, 2.0, 0.0, 2.0], share=0.5) == [4.0, 3.0, 1.0, 1.0]
+    assert compare.smooth([3.0]) == [3.0]
+    log = tmp_path / "work" / "k5" / "seed2" / "cllmfs" / "log.jsonl"
+    log.parent.mkdir(parents=True)
+    srsly.write_jsonl(log, [{"update": i, "loss": 1.0 / i, "answer_rate": 0.2,
+                             "answer_rate_gold": 0.3} for i in range(1, 30)]
+                      + [{"step": 29, "losses": {"cllmfs_ner": 0.1}, "score": 0.5}])
+    args = argparse.Namespace(work=tmp_path / "work", shots=[5, 10], seeds=[1, 2])
+    out = tmp_path / "training.png"
+    assert compare.plot_training(args, ["cllmfs", "no_noise"], out)
+    assert out.read_bytes().startswith(b"\x89PNG")
+    # No training log (untrained systems, configs without the JSONL logger): no plot.
+    assert not compare.plot_training(args, ["no_noise"], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_compare_runs_are_keyed_by_what_determines_them(compared, tmp_path):

@@ -9,7 +9,7 @@ seed's N types; every LLM system gets the types' one-line descriptions, --descri
   cllmfs_blank       the earlier recipe (--blank-config): from a blank adapter, its own steps
   no_contrastive     cllmfs with loss.weight = 0 (plain LoRA fine-tuning)
   no_noise           cllmfs with loss.noise = 0 (InfoNCE without Gaussian noise)
-  general_zero_shot  the shipped general adapter, untrained on the shots
+  general_zero_shot  the shipped general adapter, untrained on the shots (greedy decoding)
   spacy_ner          spaCy's own `ner`, `spacy init config -p ner` (CPU, efficiency) as is
   spacy_llm_icl      spacy-llm's `spacy.NER.v3` on the same base model (spacy_cllmfs.CLLMFS.v1,
                      no adapter), the K shots as in-context examples, the descriptions as its
@@ -36,7 +36,8 @@ run's scores go to WORK_DIR/runs/<system>_k<K>_seed<S>-<key>.json, where <key> i
 what determines the run (the config file's text, the system's overrides, the schedule, the
 descriptions, the data files, N, K, the seed, the split and its subset): a run is reused only
 when all of these are unchanged, so after a config change the command re-runs what the change
-touches. Writes METRICS_DIR/compare.json, compare.md and compare.png.
+touches. Writes METRICS_DIR/compare.json, compare.md, compare.png (F1 by system and K) and
+training.png (each trained system's loss and answer rate per update, by K and seed).
 """
 import argparse
 import functools
@@ -54,6 +55,7 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
+from card import curve  # scripts/card.py: the loss per update from a training log
 from spacy_cllmfs import schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
@@ -74,6 +76,21 @@ UNTRAINED = {
     "general_zero_shot": [],
     "zero_shot": ["--components.cllmfs_ner.model.start", "blank"],
 }
+# The untrained systems decode greedily with no entity threshold, the setting dev chose for the
+# general adapter: the recipe's thresholds are for adapters trained on shots, which answer less.
+GREEDY = {"answer_threshold": "0.5", "threshold": "0.0"}
+
+
+def overrides_of(args, name: str) -> list:
+    """The config overrides of a system (for an untrained one, its decoding reset to greedy
+    where the config sets the thresholds)."""
+    found = {**ABLATIONS, **UNTRAINED, **args.variants}.get(name, [])
+    if name in UNTRAINED:
+        decoding = spacy.util.load_config(args.config)["components"]["cllmfs_ner"]["decoding"]
+        for key, value in GREEDY.items():
+            if key in decoding:
+                found = [*found, f"--components.cllmfs_ner.decoding.{key}", value]
+    return found
 
 
 def config_of(args, name: str) -> Path:
@@ -103,7 +120,7 @@ def run_key(args, name: str, k: int, seed: int) -> str:
     scheduled = name in ABLATIONS or name in args.variants
     parts = {
         "system": name, "config": Path(config).read_text(encoding="utf8") if config else None,
-        "overrides": [str(o) for o in {**ABLATIONS, **UNTRAINED, **args.variants}.get(name, [])],
+        "overrides": [str(o) for o in overrides_of(args, name)],
         "schedule": [args.epochs, args.warmup] if scheduled else None,
         "descriptions": _digest(args.descriptions)
         if args.descriptions and name != "spacy_ner" else None,
@@ -266,7 +283,7 @@ def run_unit(args, k: int, seed: int, threads: int):
         nlp = icl_pipeline(base["base_model"], labels, read_docs(shots_path, vocab),
                            args.icl_max_new_tokens)
         save("spacy_llm_icl", score(nlp, test, types, 8), started)
-    for name, overrides in UNTRAINED.items():
+    for name in UNTRAINED:
         if name not in args.systems or done(name):
             continue
         started = time.time()
@@ -279,7 +296,8 @@ def run_unit(args, k: int, seed: int, threads: int):
             break
         if not done(name):
             out = work / name
-            spacy_cli("assemble", args.config, out, "--paths.labels", labels_path, *overrides,
+            spacy_cli("assemble", args.config, out, "--paths.labels", labels_path,
+                      *overrides_of(args, name),
                       threads=threads)
             save(name, score(spacy.load(out), test, types), started)
     return written
@@ -325,6 +343,8 @@ def summarise(args, names, settings) -> dict:
     srsly.write_json(metrics / "compare.json", result)
     (metrics / "compare.md").write_text(table(systems, shots), encoding="utf8")
     plot(systems, shots, metrics / "compare.png", settings)
+    plot_training(args, [n for n in names if n in ABLATIONS or n in args.variants
+                         or n == "cllmfs_blank"], metrics / "training.png")
     return result
 
 
@@ -370,6 +390,52 @@ def plot(systems: dict, shots, path: Path, settings: dict) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def smooth(values, share: float = 0.1):
+    """Running mean over the last `share` of the values (at least 1): the per-update figures
+    of a batch of two sentences are too noisy to read."""
+    window = max(1, int(len(values) * share))
+    return [sum(values[max(0, i + 1 - window): i + 1]) / len(values[max(0, i + 1 - window): i + 1])
+            for i in range(len(values))]
+
+
+def plot_training(args, names, path: Path) -> bool:
+    """Each trained system's per-update loss and answer rate (share of rows the adapter
+    answers with an entity, and the gold share), running means over a tenth of the updates,
+    one line per K and seed, from the training logs in WORK_DIR/k<K>/seed<S>/<system>/log.jsonl;
+    False when there is no log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = {name: [(k, s, args.work / f"k{k}" / f"seed{s}" / name / "log.jsonl")
+                   for k in args.shots for s in args.seeds] for name in names}
+    logs = {name: [x for x in found if x[2].exists()] for name, found in logs.items()}
+    logs = {name: found for name, found in logs.items() if found}
+    if not logs:
+        return False
+    fig, axes = plt.subplots(len(logs), 2, figsize=(10, 2.6 * len(logs)), squeeze=False)
+    for (name, found), (loss_ax, rate_ax) in zip(logs.items(), axes):
+        for k, seed, log in found:
+            steps, losses = curve(log)
+            loss_ax.plot(steps, smooth(losses), label=f"K={k} seed {seed}", linewidth=1)
+            updates = [r for r in srsly.read_jsonl(log) if "answer_rate" in r]
+            at = [r["update"] for r in updates]
+            line, = rate_ax.plot(at, smooth([r["answer_rate"] for r in updates]), linewidth=1)
+            rate_ax.plot(at, smooth([r["answer_rate_gold"] for r in updates]), linewidth=1,
+                         linestyle=":", color=line.get_color())
+        loss_ax.set_yscale("log")
+        loss_ax.set_ylabel(f"{name}\nloss per update (running mean)")
+        rate_ax.set_ylabel("answer rate (dotted: gold)")
+        loss_ax.legend(fontsize=6)
+    axes[-1][0].set_xlabel("update")
+    axes[-1][1].set_xlabel("update")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def parse_variants(values):
