@@ -172,6 +172,25 @@ def test_compare_plots_each_trained_systems_loss_and_answer_rate(tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
+def test_compare_decodes_the_untrained_systems_greedily():
+    """The recipe's thresholds (fewshot_cpu.cfg) are for adapters trained on shots: the
+    untrained systems are reset to greedy decoding, the trained ones keep them."""
+    compare = load_script("compare")
+    configs = Path(__file__).resolve().parents[1] / "project" / "configs"
+    args = argparse.Namespace(config=configs / "fewshot_cpu.cfg", variants={})
+    greedy = ["--components.cllmfs_ner.decoding.answer_threshold", "0.5",
+              "--components.cllmfs_ner.decoding.threshold", "0.0"]
+    assert compare.overrides_of(args, "general_zero_shot") == greedy
+    assert compare.overrides_of(args, "zero_shot")[2:] == greedy
+    assert compare.overrides_of(args, "cllmfs") == []
+    assert compare.overrides_of(args, "no_contrastive") == ["--components.cllmfs_ner.loss.weight", "0"]
+    decoding = spacy.util.load_config(args.config)["components"]["cllmfs_ner"]["decoding"]
+    assert decoding["answer_threshold"] < 0.5 and decoding["threshold"] > 0
+    # A config without the thresholds (Decoding.v1) gets no override it could not take.
+    args.config = configs / "cllmfs_smoke.cfg"
+    assert compare.overrides_of(args, "general_zero_shot") == []
+
+
 def test_compare_runs_are_keyed_by_what_determines_them(compared, tmp_path):
     """After a config change, the runs of the systems that use the config are not reused;
     spaCy's ner, whose config did not change, keeps its runs."""
