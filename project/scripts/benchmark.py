@@ -25,7 +25,9 @@ and the peak of GPU memory allocated by torch is reported beside the resident me
 
 Usage: python scripts/benchmark.py OUTPUT_JSON [--data DATA_DIR] [--pipeline PATH]
        [--docs 100] [--naive-docs 8] [--icl-docs 16] [--train-steps 8] [--gpu-id -1]
-       [--dtype auto]
+       [--dtype auto] [--decoding JSON]
+  --decoding: settings of the [decoding] block to change in both pipelines (shipped and blank),
+  e.g. '{"batch_size": 1536, "cache_mb": 0}' for a GPU's memory
 """
 import argparse
 import dataclasses
@@ -218,13 +220,13 @@ def icl_docs_per_s(nlp, labels, train, texts):
 
 
 def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_icl: int,
-         n_train: int, gpu_id: int = -1, dtype: str = "auto"):
+         n_train: int, gpu_id: int = -1, dtype: str = "auto", decoding: dict = None):
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     vocab = spacy.blank("en").vocab
     source, test, train, labels = load_data(data, vocab)
     # the default start, named so that a misfit is an error
-    nlp = make_nlp(labels, SHIPPED, dtype=dtype)
+    nlp = make_nlp(labels, SHIPPED, decoding, dtype=dtype)
     pipe = nlp.get_pipe("cllmfs_ner")
     texts = [doc.text for doc in test[:n_docs]]
     prompter, _ = pipe._ready()
@@ -262,7 +264,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         cold_s, warm_s = load_times(pipeline or Path(tmp))
     del nlp, pipe
 
-    blank = make_nlp(labels, "blank", dtype=dtype)
+    blank = make_nlp(labels, "blank", decoding, dtype=dtype)
     blank_s, _, blank_positions = run_pipeline(blank, texts)
     print(f"blank adapter: {blank_s:.1f} s", flush=True)
     blank_lm = blank.get_pipe("cllmfs_ner").language_model
@@ -330,6 +332,8 @@ if __name__ == "__main__":
     parser.add_argument("--gpu-id", type=int, default=-1, help="-1: CPU")
     parser.add_argument("--dtype", default="auto",
                         help="the base model's dtype: auto (bfloat16 on CUDA), float32, ...")
+    parser.add_argument("--decoding", type=json.loads, default=None,
+                        help="[decoding] settings to change, as JSON")
     args = parser.parse_args()
     main(args.output, args.data, args.pipeline, args.docs, args.naive_docs, args.icl_docs,
-         args.train_steps, args.gpu_id, args.dtype)
+         args.train_steps, args.gpu_id, args.dtype, args.decoding)

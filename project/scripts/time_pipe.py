@@ -7,8 +7,11 @@ sentences and its 6 described types when DATA_DIR holds WNUT-17. Prints one JSON
 decoding settings, docs/s, peak RSS and the entities (to check that predictions are the same).
 
 Usage: python scripts/time_pipe.py CODE [--docs 100] [--data DATA_DIR] [--decoding JSON]
+                                     [--gpu-id -1] [--dtype auto]
   --decoding: settings of the [decoding] block to change, e.g. '{"merge_adapter": false}', to
   compare two settings of one checkout the same way
+  --gpu-id, --dtype: as in scripts/benchmark.py; on a GPU the line also gives the peak of GPU
+  memory allocated by torch
   e.g. git worktree add /tmp/before COMMIT; python scripts/time_pipe.py /tmp/before; python
   scripts/time_pipe.py ..
 """
@@ -20,15 +23,20 @@ import time
 from pathlib import Path
 
 
-def main(code: Path, n_docs: int, data: Path, decoding: dict = None) -> None:
+def main(code: Path, n_docs: int, data: Path, decoding: dict = None, gpu_id: int = -1,
+         dtype: str = "auto") -> None:
     sys.path.insert(0, str(code.resolve()))
     import spacy
     import spacy_cllmfs
+    import torch
 
     from benchmark import SHIPPED, load_data, make_nlp
 
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     _, test, _, labels = load_data(data, spacy.blank("en").vocab)
-    nlp = make_nlp(labels, SHIPPED, decoding)
+    nlp = make_nlp(labels, SHIPPED, decoding, dtype=dtype)
+    lm = nlp.get_pipe("cllmfs_ner").language_model.lm
     texts = [doc.text for doc in test[:n_docs]]
     list(nlp.pipe(texts[:4]))  # warm-up
     started = time.perf_counter()
@@ -38,6 +46,9 @@ def main(code: Path, n_docs: int, data: Path, decoding: dict = None) -> None:
         "code": spacy_cllmfs.__file__, "decoding": str(nlp.get_pipe("cllmfs_ner").decoding),
         "docs": len(texts), "docs_per_s": len(texts) / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(lm.device), "dtype": str(lm.dtype),
+        "peak_gpu_allocated_mb": torch.cuda.max_memory_allocated() / 2**20
+        if lm.device.type == "cuda" else None,
         "ents": [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs],
     }))
 
@@ -48,5 +59,7 @@ if __name__ == "__main__":
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--decoding", type=json.loads, default=None)
+    parser.add_argument("--gpu-id", type=int, default=-1, help="-1: CPU")
+    parser.add_argument("--dtype", default="auto")
     args = parser.parse_args()
-    main(args.code, args.docs, args.data, args.decoding)
+    main(args.code, args.docs, args.data, args.decoding, args.gpu_id, args.dtype)
