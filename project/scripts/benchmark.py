@@ -135,6 +135,12 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
+def peak_gpu_allocated_mb(lm):
+    """The peak of GPU memory allocated by torch so far, in MiB, where the model is on CUDA;
+    None on the CPU."""
+    return torch.cuda.max_memory_allocated() / 2**20 if lm.device.type == "cuda" else None
+
+
 def synchronize(device) -> None:
     """Wait for the GPU's queued work, so that a timer sees it (CUDA runs asynchronously)."""
     if device.type == "cuda":
@@ -238,8 +244,8 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     pipe_s, _, shipped_positions = run_pipeline(nlp, texts)
     # ru_maxrss is the peak of the whole process so far: model loading and the pipeline.
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    cuda = torch.cuda.is_available() and pipe.language_model.lm.device.type == "cuda"
-    peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    peak_gpu_mb = peak_gpu_allocated_mb(pipe.language_model.lm)
+    cuda = peak_gpu_mb is not None
     limit_s = forward_limit(pipe, doc_tokens, batch_size=32)
     print(f"shipped adapter: {pipe_s:.1f} s, limit {limit_s:.1f} s", flush=True)
 

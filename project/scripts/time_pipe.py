@@ -28,9 +28,8 @@ def main(code: Path, n_docs: int, data: Path, decoding: dict = None, gpu_id: int
     sys.path.insert(0, str(code.resolve()))
     import spacy
     import spacy_cllmfs
-    import torch
 
-    from benchmark import SHIPPED, load_data, make_nlp
+    from benchmark import SHIPPED, load_data, make_nlp, peak_gpu_allocated_mb
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
@@ -47,8 +46,7 @@ def main(code: Path, n_docs: int, data: Path, decoding: dict = None, gpu_id: int
         "docs": len(texts), "docs_per_s": len(texts) / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(lm.device), "dtype": str(lm.dtype),
-        "peak_gpu_allocated_mb": torch.cuda.max_memory_allocated() / 2**20
-        if lm.device.type == "cuda" else None,
+        "peak_gpu_allocated_mb": peak_gpu_allocated_mb(lm),
         "ents": [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs],
     }))
 
