@@ -75,15 +75,25 @@ def test_a_loaded_pipeline_trains_further(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path)
     nlp = spacy.load(tmp_path)
     pipe = nlp.get_pipe("cllmfs_ner")
-    before, _ = pipe.get_loss(examples(nlp))
     # The same weights as the pipeline that was saved: the same loss.
-    assert before == pytest.approx(trained_nlp.get_pipe("cllmfs_ner").get_loss(examples(nlp))[0])
+    loaded, _ = pipe.get_loss(examples(nlp))
+    assert loaded == pytest.approx(trained_nlp.get_pipe("cllmfs_ner").get_loss(examples(nlp))[0])
+    # Sentences it has not seen (written for this test). The saved pipeline sits near a minimum
+    # of TRAIN's loss, where a fresh optimizer's first steps may go up as well as down; on new
+    # data the loss has room to fall.
+    new = [("Angela Ruiz joined Contoso Bank in March.", [(0, 11, "PERSON"), (19, 31, "ORG")]),
+           ("Omar Haddad spoke for Fabrikam.", [(0, 11, "PERSON"), (22, 30, "ORG")])]
+    before, _ = pipe.get_loss(examples(nlp, new))
     lm = pipe.language_model.lm
     weights = {n: p.detach().clone() for n, p in lm.named_parameters()}
+    # LoRA dropout and the contrastive noise draw from the global generators: fixed here, so that
+    # the test does not depend on what the tests before it consumed.
+    spacy.util.fix_random_seed(0)
+    optimizer = Adam(0.001)
     for _ in range(5):
-        nlp.update(examples(nlp), sgd=Adam(0.001))
-    after, _ = pipe.get_loss(examples(nlp))
-    assert after < before  # it learns from where it stopped
+        nlp.update(examples(nlp, new), sgd=optimizer)
+    after, _ = pipe.get_loss(examples(nlp, new))
+    assert after < 0.9 * before  # it learns from where it stopped
     changed = {n for n, p in lm.named_parameters() if not p.detach().equal(weights[n])}
     assert changed and all("lora_" in n for n in changed)
 
