@@ -128,11 +128,9 @@ def bytes_to_folder(data: bytes, read: Callable[[Path], object]) -> None:
         read(Path(tmp))
 
 
-def load(base_model, path: Path, base: dict):
-    """Put the adapter saved at `path` onto `base_model` (a plain transformers model)."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def _checked(path: Path, base: dict):
+    """The LoraConfig of the adapter saved at `path`, once its files and base model check out."""
+    from peft import LoraConfig
 
     for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASE_IDENTITY):
         if not (path / name).is_file():
@@ -153,22 +151,73 @@ def load(base_model, path: Path, base: dict):
             f"{base['name']!r} (fingerprint {base['fingerprint']}). Set the component's "
             f"base_model to the one the adapter was trained on, or train a new adapter."
         )
+    return config
+
+
+def _weights(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
-        weights = load_file(str(path / ADAPTER_WEIGHTS))
+        return load_file(str(path / ADAPTER_WEIGHTS))
     except (SafetensorError, OSError) as err:
         raise AdapterError(
             f"The adapter weights {path / ADAPTER_WEIGHTS} are corrupted ({err}). "
             f"Restore them from the saved pipeline or train the adapter again."
         ) from err
+
+
+def load(base_model, path: Path, base: dict):
+    """Put the adapter saved at `path` onto `base_model` (a plain transformers model)."""
+    from peft import get_peft_model
+
+    config = _checked(path, base)
+    weights = _weights(path)
     # PEFT saves `inference_mode: true`; a loaded pipeline should still train (resume,
     # fine-tune further), so the LoRA weights stay trainable. Inference runs without grad.
     config.inference_mode = False
     peft_model = get_peft_model(base_model, config)
-    result = set_peft_model_state_dict(peft_model, weights)
-    missing = [key for key in result.missing_keys if "lora_" in key]
+    _set_weights(peft_model, weights, path / ADAPTER_WEIGHTS)
+    return peft_model
+
+
+def _set_weights(peft_model, weights: dict, source, adapter_name: str = "default") -> None:
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(peft_model, weights, adapter_name=adapter_name)
+    missing = [key for key in result.missing_keys if "lora_" in key and f".{adapter_name}." in key]
     if result.unexpected_keys or missing:
         raise AdapterError(
-            f"The adapter weights {path / ADAPTER_WEIGHTS} do not match its config "
+            f"The adapter weights {source} do not match its config "
             f"(missing: {missing[:3]}, unexpected: {list(result.unexpected_keys)[:3]})."
         )
-    return peft_model
+
+
+def interpolate(peft_model, start: Path, weight: float, base: dict):
+    """Weight-space ensembling of a trained adapter with the adapter it started from (WiSE-FT,
+    Wortsman et al., 2022, for LoRA): a new adapter whose update to every projection is exactly
+    `(1 - weight)` x the start adapter's plus `weight` x the trained one's. peft's
+    `add_weighted_adapter` with `combination_type="cat"` builds it (the two ranks add up: rank
+    16 + 16 gives 32, alpha equal to the rank). `weight = 1` is the trained adapter's function,
+    `0` the start's. Returns a new peft model on the same base weights (the old one is taken
+    apart)."""
+    import copy
+
+    from peft import get_peft_model, get_peft_model_state_dict
+
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"The interpolation weight must be in [0, 1], got {weight}.")
+    config = _checked(Path(start), base)
+    config.inference_mode = False
+    peft_model.add_adapter("start", config)
+    _set_weights(peft_model, _weights(Path(start)), Path(start) / ADAPTER_WEIGHTS, "start")
+    peft_model.add_weighted_adapter(["start", "default"], [1.0 - weight, weight], "mixed",
+                                    combination_type="cat")
+    mixed = copy.deepcopy(peft_model.peft_config["mixed"])
+    # save_embedding_layers=False: as in save(), no hub lookup for the embeddings LoRA leaves alone
+    weights = get_peft_model_state_dict(peft_model, adapter_name="mixed",
+                                        save_embedding_layers=False)
+    mixed.inference_mode = False
+    result = get_peft_model(peft_model.unload(), mixed)
+    _set_weights(result, weights, "the interpolated adapter")
+    return result

@@ -94,6 +94,14 @@ class LanguageModel(torch.nn.Module):
         identity = adapter.identity(base, self.base_model.name)
         self._set(base if folder is None else adapter.load(base, Path(folder), identity), identity)
 
+    def interpolate(self, start: Path, weight: float) -> None:
+        """Replace the adapter by its interpolation with the adapter at `start` (adapter.py):
+        `weight` of the current adapter's update, `1 - weight` of the start's."""
+        if self.lm is None or not hasattr(self.lm, "add_weighted_adapter"):
+            raise ValueError("No adapter to interpolate: initialize or load the pipeline first.")
+        self.unmerge()
+        self._set(adapter.interpolate(self.lm, Path(start), weight, self.identity), self.identity)
+
     def save_adapter(self, folder: Path) -> None:
         """Save the adapter (PEFT format) to `folder`, replacing an older one only when whole."""
         adapter.save_replacing(self.lm, folder, self.identity)
