@@ -1,10 +1,10 @@
 """Interpolate trained cllmfs_ner pipelines with the adapter they started from (WiSE-FT for
-LoRA, spacy_cllmfs.adapter.interpolate), score each weight on a corpus, and optionally save
-the interpolated pipeline.
+LoRA, spacy_cllmfs.adapter.interpolate) and score each weight on a corpus. To keep an
+interpolated pipeline: `nlp.get_pipe("cllmfs_ner").language_model.interpolate(start, w)`, then
+`nlp.to_disk(...)`.
 
 Usage: python scripts/interpolate.py OUTPUT.json CORPUS.spacy PIPELINE [PIPELINE ...]
            --weights 0.25 0.5 0.75 [--limit 150] [--decoding JSON]
-           [--save-weight 0.5 --save-dir DIR]
 Each pipeline is scored on its own labels (the seed's types), on the same fixed subset of the
 corpus as compare.py's (`--limit` sentences drawn with random.Random(0)); weight 1.0 is the
 trained adapter itself. The start is the component's `model.start` (the shipped general
@@ -36,7 +36,7 @@ def start_of(nlp) -> Path:
     return folder
 
 
-def main(output, corpus, pipelines, weights, limit, decoding, save_weight, save_dir) -> None:
+def main(output, corpus, pipelines, weights, limit, decoding) -> None:
     gold = read_docs(corpus, spacy.blank("en").vocab)
     gold = [gold[i] for i in test_subset(gold, limit)]
     results = []
@@ -55,8 +55,6 @@ def main(output, corpus, pipelines, weights, limit, decoding, save_weight, save_
             print(f"{path} weight {weight} {decoding}: F1 {100 * scores['f1']:.1f} "
                   f"(P {100 * scores['precision']:.1f}, R {100 * scores['recall']:.1f})",
                   flush=True)
-            if save_dir is not None and weight == save_weight:
-                nlp.to_disk(Path(save_dir) / Path(path).parent.parent.name / Path(path).parent.name)
             srsly.write_json(output, results)
 
 
@@ -69,8 +67,5 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=0, help="0: the whole corpus")
     parser.add_argument("--decoding", type=json.loads, default={},
                         help="JSON: decoding settings to override")
-    parser.add_argument("--save-weight", type=float, default=None)
-    parser.add_argument("--save-dir", type=Path, default=None)
     args = parser.parse_args()
-    main(args.output, args.corpus, args.pipelines, args.weights, args.limit, args.decoding,
-         args.save_weight, args.save_dir)
+    main(args.output, args.corpus, args.pipelines, args.weights, args.limit, args.decoding)
