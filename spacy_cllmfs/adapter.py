@@ -207,10 +207,11 @@ def interpolate(peft_model, start: Path, weight: float, base: dict):
 
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"The interpolation weight must be in [0, 1], got {weight}.")
-    config = _checked(Path(start), base)
+    start = Path(start)
+    config = _checked(start, base)
     config.inference_mode = False
     peft_model.add_adapter("start", config)
-    _set_weights(peft_model, _weights(Path(start)), Path(start) / ADAPTER_WEIGHTS, "start")
+    _set_weights(peft_model, _weights(start), start / ADAPTER_WEIGHTS, "start")
     peft_model.add_weighted_adapter(["start", "default"], [1.0 - weight, weight], "mixed",
                                     combination_type="cat")
     mixed = copy.deepcopy(peft_model.peft_config["mixed"])

@@ -4,11 +4,7 @@ import spacy
 import torch
 from thinc.api import Adam
 
-from .util import TRAIN, ents, examples, tiny_nlp, train
-
-# Written for these tests.
-MORE = [("Angela Ruiz joined Contoso Bank in March.", [(0, 11, "PERSON"), (19, 31, "ORG")]),
-        ("Omar Haddad spoke for Fabrikam.", [(0, 11, "PERSON"), (22, 30, "ORG")])]
+from .util import TRAIN, UNSEEN, ents, examples, tiny_nlp, train
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +15,7 @@ def start_and_trained(tmp_path_factory):
     nlp = spacy.load(start)
     optimizer = Adam(0.01)
     for _ in range(10):
-        nlp.update(examples(nlp, MORE), sgd=optimizer)
+        nlp.update(examples(nlp, UNSEEN), sgd=optimizer)
     trained = tmp_path_factory.mktemp("trained")
     nlp.to_disk(trained)
     return start, trained
@@ -54,7 +50,7 @@ def test_the_update_is_the_weighted_sum_of_the_two(start_and_trained, weight):
 
 def test_the_ends_predict_what_the_two_adapters_predict(start_and_trained):
     start, trained = start_and_trained
-    texts = [t for t, _ in TRAIN + MORE]
+    texts = [t for t, _ in TRAIN + UNSEEN]
     for weight, source in ((0.0, start), (1.0, trained)):
         expected = [[e[:3] for e in ents(d)] for d in spacy.load(source).pipe(texts)]
         got = [[e[:3] for e in ents(d)] for d in interpolated(trained, start, weight).pipe(texts)]
@@ -69,7 +65,7 @@ def test_an_interpolated_pipeline_round_trips(start_and_trained, tmp_path):
     nlp.to_disk(tmp_path)
     config = json.loads((tmp_path / "cllmfs_ner" / "adapter" / "adapter_config.json").read_text())
     assert config["r"] == 64 and config["lora_alpha"] == 64  # the tiny adapters' rank 32, twice
-    texts = [t for t, _ in TRAIN + MORE]
+    texts = [t for t, _ in TRAIN + UNSEEN]
     assert [ents(d) for d in spacy.load(tmp_path).pipe(texts)] == [ents(d) for d in nlp.pipe(texts)]
 
 

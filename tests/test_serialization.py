@@ -70,7 +70,7 @@ def test_labels_differing_from_the_config_are_refused(saved):
 def test_a_loaded_pipeline_trains_further(trained_nlp, tmp_path):
     from thinc.api import Adam
 
-    from .util import examples
+    from .util import UNSEEN as new, examples
 
     trained_nlp.to_disk(tmp_path)
     nlp = spacy.load(tmp_path)
@@ -78,11 +78,9 @@ def test_a_loaded_pipeline_trains_further(trained_nlp, tmp_path):
     # The same weights as the pipeline that was saved: the same loss.
     loaded, _ = pipe.get_loss(examples(nlp))
     assert loaded == pytest.approx(trained_nlp.get_pipe("cllmfs_ner").get_loss(examples(nlp))[0])
-    # Sentences it has not seen (written for this test). The saved pipeline sits near a minimum
-    # of TRAIN's loss, where a fresh optimizer's first steps may go up as well as down; on new
-    # data the loss has room to fall.
-    new = [("Angela Ruiz joined Contoso Bank in March.", [(0, 11, "PERSON"), (19, 31, "ORG")]),
-           ("Omar Haddad spoke for Fabrikam.", [(0, 11, "PERSON"), (22, 30, "ORG")])]
+    # Sentences it has not seen: the saved pipeline sits near a minimum of TRAIN's loss, where a
+    # fresh optimizer's first steps may go up as well as down; on new data the loss has room to
+    # fall.
     before, _ = pipe.get_loss(examples(nlp, new))
     lm = pipe.language_model.lm
     weights = {n: p.detach().clone() for n, p in lm.named_parameters()}
@@ -124,7 +122,7 @@ def test_a_nan_loss_skips_the_batch_and_leaves_the_weights(trained_nlp, monkeypa
     import torch
     from thinc.api import Adam
 
-    from .util import examples
+    from .util import UNSEEN as new, examples
 
     nlp = copy.deepcopy(trained_nlp)
     pipe = nlp.get_pipe("cllmfs_ner")

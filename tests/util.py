@@ -17,6 +17,11 @@ TRAIN = [
     ("Maria Lopez flew from Madrid.", [(0, 11, "PERSON")]),
     ("The board of Northwind Labs met on Monday.", [(13, 27, "ORG")]),
 ]
+# Sentences the trained pipelines have not seen (written for these tests): training further.
+UNSEEN = [
+    ("Angela Ruiz joined Contoso Bank in March.", [(0, 11, "PERSON"), (19, 31, "ORG")]),
+    ("Omar Haddad spoke for Fabrikam.", [(0, 11, "PERSON"), (22, 30, "ORG")]),
+]
 
 
 def tiny_nlp(labels=LABELS, *, base_model=None, **config):
