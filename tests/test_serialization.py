@@ -68,6 +68,7 @@ def test_labels_differing_from_the_config_are_refused(saved):
 
 
 def test_a_loaded_pipeline_trains_further(trained_nlp, tmp_path):
+    import torch
     from thinc.api import Adam
 
     from .util import UNSEEN as new, examples
@@ -75,9 +76,16 @@ def test_a_loaded_pipeline_trains_further(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path)
     nlp = spacy.load(tmp_path)
     pipe = nlp.get_pipe("cllmfs_ner")
-    # The same weights as the pipeline that was saved: the same loss.
+    # The same adapter weights as the pipeline that was saved, bit for bit ...
+    saved = dict(trained_nlp.get_pipe("cllmfs_ner").language_model.lm.named_parameters())
+    lora = {n: p for n, p in pipe.language_model.lm.named_parameters() if "lora_" in n}
+    assert lora and all(torch.equal(p, saved[n]) for n, p in lora.items())
+    # ... so the same loss, up to float rounding: the in-memory pipeline has decoded with its
+    # adapter merged into the base weights, and unmerging restores those weights only up to
+    # rounding (a relative difference of about 1e-6 in the loss, seen in CI).
     loaded, _ = pipe.get_loss(examples(nlp))
-    assert loaded == pytest.approx(trained_nlp.get_pipe("cllmfs_ner").get_loss(examples(nlp))[0])
+    assert loaded == pytest.approx(trained_nlp.get_pipe("cllmfs_ner").get_loss(examples(nlp))[0],
+                                   rel=1e-5)
     # Sentences it has not seen: the saved pipeline sits near a minimum of TRAIN's loss, where a
     # fresh optimizer's first steps may go up as well as down; on new data the loss has room to
     # fall.
