@@ -291,3 +291,51 @@ def test_compare_rehearses_source_sentences_with_their_own_types(compared, sourc
     too_many = [*args[:-3], "100000", *args[-2:]]
     out = subprocess.run(too_many, cwd=copy, capture_output=True, text=True)
     assert out.returncode != 0 and "--rehearsal 100000" in out.stderr
+
+
+def test_train_cost_trains_each_variant_and_scores_it_on_held_out_sentences(source_project,
+                                                                            tmp_path):
+    """scripts/train_cost.py: one `spacy train` per variant on the same N-way K-shot set, each
+    pipeline scored on the same held-out sentences; `rows.absent_types = 0` asks only the types
+    a sentence has, so its updates hold fewer rows than the recipe's (every type)."""
+    config = spacy.util.load_config(PROJECT / "configs" / "fewshot_cpu.cfg")
+    model = config["components"]["cllmfs_ner"]["model"]
+    model["start"] = "blank"
+    model["base_model"] = {"@misc": "spacy_cllmfs.TinyLlama.v1"}
+    config["paths"]["log"] = str(tmp_path / "unused.jsonl")
+    config.to_disk(tmp_path / "fewshot_tiny.cfg")
+    out = tmp_path / "cost.json"
+    subprocess.run(
+        [sys.executable, str(PROJECT / "scripts" / "train_cost.py"),
+         str(tmp_path / "fewshot_tiny.cfg"), str(source_project / "corpus" / "source"), str(out),
+         "--corpora", "anem", "wikigold", "--ways", "5", "--shots", "1", "--seed", "1",
+         "--epochs", "1", "--threads", "1", "--pass-tokens", "512", "--variant", "recipe",
+         "--variant", "present=--components.cllmfs_ner.rows.absent_types=0",
+         "--eval-limit", "2"],
+        check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    assert set(result["types"]) == {"PER", "ORG", "LOC", "Organ", "Cell"}
+    recipe, present = result["runs"]
+    assert (recipe["variant"], present["variant"]) == ("recipe", "present")
+    assert present["overrides"] == ["--components.cllmfs_ner.rows.absent_types", "0"]
+    # the schedule's floor of 20 steps; spaCy updates at steps 0 to 20
+    assert result["steps"] == 20 and recipe["updates"] == present["updates"] == 21
+    # every sentence asked all 5 types, against only the types it has (2 or 3 of them)
+    assert recipe["rows_per_update"] == 2 * 5
+    assert 2 * 2 <= present["rows_per_update"] < recipe["rows_per_update"]
+    for run in result["runs"]:
+        # wikigold's 2 held-out sentences and AnEM's one
+        assert run["heldout_docs"] == 3 and 0 <= run["heldout_f1"] <= 1
+    # --rescore scores the same pipelines again without training: the same figures
+    subprocess.run(
+        [sys.executable, str(PROJECT / "scripts" / "train_cost.py"),
+         str(tmp_path / "fewshot_tiny.cfg"), str(source_project / "corpus" / "source"), str(out),
+         "--corpora", "anem", "wikigold", "--threads", "1", "--eval-limit", "2", "--rescore"],
+        check=True, capture_output=True)
+    again = json.loads(out.read_text())
+    assert [r["heldout_f1"] for r in again["runs"]] == [r["heldout_f1"] for r in result["runs"]]
+    assert [r["seconds"] for r in again["runs"]] == [r["seconds"] for r in result["runs"]]
+    bad = subprocess.run([sys.executable, str(PROJECT / "scripts" / "train_cost.py"),
+                          str(tmp_path / "fewshot_tiny.cfg"), "corpus", str(out),
+                          "--variant", "x=absent_types=0"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--variant wants NAME" in bad.stderr

@@ -3,15 +3,22 @@
 Draws an N-way K-shot set (Few-NERD's sampler) from the source corpora's training splits
 (corpus/source/<corpus>/train.spacy, converted by convert-source), gives each type its
 description from configs/source_types.json, and runs `python -m spacy train CONFIG` on it once
-per --pass-tokens value, side by side in one run: each process's peak RSS (getrusage of the
-child), wall time and CPU time, printed and written as JSON.
+per --pass-tokens value and --variant, one after the other in one run: each process's peak RSS
+(getrusage of the child), wall time and CPU time, printed and written as JSON. With
+--eval-limit N, each trained pipeline (model-last) is also scored (strict seqeval, all the set's
+types asked) on N held-out sentences of each corpus (corpus/source/<corpus>/heldout.spacy, drawn
+with random.Random(0)), so that a cheaper setting can be checked for the same results;
+--rescore adds those scores to an earlier run's OUTPUT without training again.
 
 Usage: python scripts/train_cost.py configs/fewshot_cpu.cfg corpus/source metrics/train_cost.json
            --corpora anem wikigold --ways 13 --shots 5 --seed 1 --pass-tokens 1024 1000000
+       ... --pass-tokens 512 --variant recipe
+           --variant absent2=--components.cllmfs_ner.rows.absent_types=2 --eval-limit 50
 """
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -25,6 +32,7 @@ from spacy.tokens import DocBin
 from spacy_cllmfs import schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
+from spacy_cllmfs.scoring import strict_scores, unannotated
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -45,6 +53,53 @@ def shots(corpus: Path, corpora, ways: int, k: int, seed: int, work: Path):
     return labels, len(indices), sum(len(docs[i]) for i in indices)
 
 
+def parse_variant(value: str):
+    """NAME or NAME=--section.key=value,--other.key=value: a name and its config overrides."""
+    name, _, overrides = value.partition("=")
+    pairs = [item.partition("=") for item in overrides.split(",")] if overrides else []
+    if not name or any(not key.startswith("--") or not sep for key, sep, _ in pairs):
+        raise SystemExit(f"--variant wants NAME or NAME=--section.key=value,... (got {value!r})")
+    return name, [part for key, _, val in pairs for part in (key, val)]
+
+
+def heldout(corpus: Path, corpora, limit: int, vocab):
+    """`limit` held-out sentences of each corpus, drawn with random.Random(0), without their
+    corpus's own type list (the pipeline asks its labels)."""
+    gold = []
+    for name in corpora:
+        docs = read_docs(corpus / name / "heldout.spacy", vocab)
+        for i in sorted(random.Random(0).sample(range(len(docs)), min(limit, len(docs)))):
+            docs[i].user_data.pop("cllmfs_types", None)
+            gold.append(docs[i])
+    return gold
+
+
+def evaluate(pipeline: Path, gold, labels, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    nlp = spacy.load(pipeline)
+    started = time.time()
+    predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=32))
+    scores = strict_scores(gold, predicted, labels)
+    return {"heldout_docs": len(gold), "heldout_seconds": round(time.time() - started, 1),
+            **{f"heldout_{m}": round(scores[m], 4) for m in ("precision", "recall", "f1")}}
+
+
+def rescore(args) -> None:
+    """--rescore: score the pipelines of an earlier run (its JSON names their folder) on the
+    held-out sentences, and add the scores to its JSON."""
+    result = srsly.read_json(args.output)
+    gold = heldout(args.corpus, args.corpora, args.eval_limit, spacy.blank("en").vocab)
+    for run in result["runs"]:
+        out = Path(result["work_dir"]) / f"pass{run['pass_tokens']}-{run['variant']}"
+        run.update(evaluate(out / "model-last", gold, list(result["types"]), args.threads))
+        print(json.dumps(run), flush=True)
+    result["eval_limit"] = args.eval_limit
+    srsly.write_json(args.output, result)
+    print(f"wrote {args.output}")
+
+
 def main(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="train_cost-"))
     labels, n_docs, n_tokens = shots(args.corpus, args.corpora, args.ways, args.shots,
@@ -53,16 +108,18 @@ def main(args) -> None:
     planned = schedule.overrides(config, n_docs, args.epochs)
     print(f"{len(labels)} types, {n_docs} sentences ({n_tokens} spaCy tokens); "
           f"{planned[1]} steps", flush=True)
+    gold = heldout(args.corpus, args.corpora, args.eval_limit, spacy.blank("en").vocab) \
+        if args.eval_limit else []
     runs = []
-    for budget in args.pass_tokens:
-        out = work / f"pass{budget}"
+    for budget, (variant, extra) in [(b, v) for b in args.pass_tokens for v in args.variants]:
+        out = work / f"pass{budget}-{variant}"
         command = [sys.executable, "-m", "spacy", "train", str(args.config), "--output", str(out),
                    "--code", str(HERE / "scripts" / "training_log.py"),
                    "--paths.train", str(work / "shots.spacy"),
                    "--paths.dev", str(work / "shots.spacy"),
                    "--paths.labels", str(work / "labels.json"), "--paths.log",
                    str(out / "log.jsonl"), "--system.seed", str(args.seed),
-                   "--components.cllmfs_ner.rows.pass_tokens", str(budget), *planned]
+                   "--components.cllmfs_ner.rows.pass_tokens", str(budget), *planned, *extra]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         started = time.time()
         # A fresh wrapper per run: its children's ru_maxrss is this run's peak alone.
@@ -80,15 +137,19 @@ def main(args) -> None:
         updates = [r for r in srsly.read_jsonl(out / "log.jsonl") if "update" in r]
         # cpu_seconds: user + system time of the run, which other work on the machine does
         # not inflate as much as it does wall time
-        run = {"pass_tokens": budget, "seconds": round(seconds, 1), "cpu_seconds": round(cpu_s),
+        run = {"variant": variant, "overrides": extra, "pass_tokens": budget,
+               "seconds": round(seconds, 1), "cpu_seconds": round(cpu_s),
                "peak_rss_mb": round(peak_kb / 1024), "updates": len(updates),
                "passes_per_update": sum(u["passes"] for u in updates) / max(1, len(updates)),
                "rows_per_update": sum(u["rows"] for u in updates) / max(1, len(updates)),
                "first_loss": updates[0]["loss"] if updates else None,
                "last_loss": updates[-1]["loss"] if updates else None}
+        if gold:
+            run.update(evaluate(out / "model-last", gold, list(labels), args.threads))
         runs.append(run)
         print(json.dumps(run), flush=True)
-    result = {"config": str(args.config), "types": labels, "sentences": n_docs,
+    result = {"config": str(args.config), "work_dir": str(work), "eval_limit": args.eval_limit,
+              "types": labels, "sentences": n_docs,
               "spacy_tokens": n_tokens, "steps": int(planned[1]), "threads": args.threads,
               "runs": runs}
     if len(runs) > 1:
@@ -111,4 +172,20 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pass-tokens", type=int, nargs="+", default=[1024, 1_000_000])
-    main(parser.parse_args())
+    parser.add_argument("--variant", action="append", default=None,
+                        help="NAME[=--section.key=value,...]: config overrides of one run "
+                             "(repeatable; default: the config as it is, named 'recipe')")
+    parser.add_argument("--eval-limit", type=int, default=0,
+                        help="score each trained pipeline on this many held-out sentences of "
+                             "each corpus (0: not scored)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="train nothing: score the pipelines of the run that wrote OUTPUT "
+                             "on --eval-limit held-out sentences of each corpus")
+    parsed = parser.parse_args()
+    parsed.variants = [parse_variant(v) for v in parsed.variant or ["recipe"]]
+    if parsed.rescore and parsed.eval_limit < 1:
+        raise SystemExit("--rescore needs --eval-limit N (N >= 1)")
+    if parsed.rescore:
+        rescore(parsed)
+    else:
+        main(parsed)
