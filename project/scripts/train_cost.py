@@ -18,7 +18,6 @@ Usage: python scripts/train_cost.py configs/fewshot_cpu.cfg corpus/source metric
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -29,10 +28,10 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
+from compare import score, test_subset  # scripts/compare.py: the same scoring and subsets
 from spacy_cllmfs import schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
-from spacy_cllmfs.scoring import strict_scores, unannotated
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -68,10 +67,15 @@ def heldout(corpus: Path, corpora, limit: int, vocab):
     gold = []
     for name in corpora:
         docs = read_docs(corpus / name / "heldout.spacy", vocab)
-        for i in sorted(random.Random(0).sample(range(len(docs)), min(limit, len(docs)))):
+        for i in test_subset(docs, limit):
             docs[i].user_data.pop("cllmfs_types", None)
             gold.append(docs[i])
     return gold
+
+
+def run_dir(work: Path, budget: int, variant: str) -> Path:
+    """Where `spacy train` writes the run of one pass_tokens value and variant."""
+    return work / f"pass{budget}-{variant}"
 
 
 def evaluate(pipeline: Path, gold, labels, threads: int) -> dict:
@@ -80,8 +84,7 @@ def evaluate(pipeline: Path, gold, labels, threads: int) -> dict:
     torch.set_num_threads(threads)
     nlp = spacy.load(pipeline)
     started = time.time()
-    predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=32))
-    scores = strict_scores(gold, predicted, labels)
+    scores = score(nlp, gold, labels)
     return {"heldout_docs": len(gold), "heldout_seconds": round(time.time() - started, 1),
             **{f"heldout_{m}": round(scores[m], 4) for m in ("precision", "recall", "f1")}}
 
@@ -92,7 +95,7 @@ def rescore(args) -> None:
     result = srsly.read_json(args.output)
     gold = heldout(args.corpus, args.corpora, args.eval_limit, spacy.blank("en").vocab)
     for run in result["runs"]:
-        out = Path(result["work_dir"]) / f"pass{run['pass_tokens']}-{run['variant']}"
+        out = run_dir(Path(result["work_dir"]), run["pass_tokens"], run["variant"])
         run.update(evaluate(out / "model-last", gold, list(result["types"]), args.threads))
         print(json.dumps(run), flush=True)
     result["eval_limit"] = args.eval_limit
@@ -112,7 +115,7 @@ def main(args) -> None:
         if args.eval_limit else []
     runs = []
     for budget, (variant, extra) in [(b, v) for b in args.pass_tokens for v in args.variants]:
-        out = work / f"pass{budget}-{variant}"
+        out = run_dir(work, budget, variant)
         command = [sys.executable, "-m", "spacy", "train", str(args.config), "--output", str(out),
                    "--code", str(HERE / "scripts" / "training_log.py"),
                    "--paths.train", str(work / "shots.spacy"),
