@@ -440,6 +440,16 @@ def plot_training(args, names, path: Path) -> bool:
     return True
 
 
+def override_args(overrides: str) -> list:
+    """'--a.b=1,--c.d=x' -> ['--a.b', '1', '--c.d', 'x']: the config overrides of a --variant
+    (also read by scripts/train_cost.py)."""
+    args = []
+    for item in overrides.split(","):
+        key, _, val = item.partition("=")
+        args += [key, val]
+    return args
+
+
 def parse_variants(values):
     variants = {}
     for value in values:
@@ -447,11 +457,7 @@ def parse_variants(values):
         if not name or not overrides or name in SYSTEMS:
             raise SystemExit(f"--variant wants NAME=--section.key=value,... (got {value!r}); "
                              f"NAME may not be one of {SYSTEMS}.")
-        args = []
-        for item in overrides.split(","):
-            key, _, val = item.partition("=")
-            args += [key, val]
-        variants[name] = args
+        variants[name] = override_args(overrides)
     return variants
 
 

@@ -28,10 +28,12 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from compare import score, test_subset  # scripts/compare.py: the same scoring and subsets
+# scripts/compare.py: the same scoring, subsets and --variant overrides
+from compare import override_args, score, test_subset
 from spacy_cllmfs import schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
+from spacy_cllmfs.rows import TYPES_KEY
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -42,7 +44,7 @@ def shots(corpus: Path, corpora, ways: int, k: int, seed: int, work: Path):
     types = srsly.read_json(HERE / "configs" / "source_types.json")
     for name in corpora:
         for doc in read_docs(corpus / name / "train.spacy", vocab):
-            doc.user_data.pop("cllmfs_types", None)  # the component's labels are asked
+            doc.user_data.pop(TYPES_KEY, None)  # the component's labels are asked
             docs.append(doc)
         described.update({label: info["description"] for label, info in types[name].items()})
     chosen, indices = sample_episode(docs, ways, k, seed)
@@ -55,10 +57,10 @@ def shots(corpus: Path, corpora, ways: int, k: int, seed: int, work: Path):
 def parse_variant(value: str):
     """NAME or NAME=--section.key=value,--other.key=value: a name and its config overrides."""
     name, _, overrides = value.partition("=")
-    pairs = [item.partition("=") for item in overrides.split(",")] if overrides else []
-    if not name or any(not key.startswith("--") or not sep for key, sep, _ in pairs):
+    items = overrides.split(",") if overrides else []
+    if not name or any(not item.startswith("--") or "=" not in item for item in items):
         raise SystemExit(f"--variant wants NAME or NAME=--section.key=value,... (got {value!r})")
-    return name, [part for key, _, val in pairs for part in (key, val)]
+    return name, override_args(overrides) if overrides else []
 
 
 def heldout(corpus: Path, corpora, limit: int, vocab):
@@ -68,7 +70,7 @@ def heldout(corpus: Path, corpora, limit: int, vocab):
     for name in corpora:
         docs = read_docs(corpus / name / "heldout.spacy", vocab)
         for i in test_subset(docs, limit):
-            docs[i].user_data.pop("cllmfs_types", None)
+            docs[i].user_data.pop(TYPES_KEY, None)
             gold.append(docs[i])
     return gold
 
