@@ -3,6 +3,8 @@
 A prompt is prefix + text + question(type) (the templates put the text before the type):
 - the prefix's key/value cache is computed once per loaded adapter and copied into each batch;
 - each document's text is encoded once, and its cache serves the question of every type;
+- the ids that every type's question begins with (ner.v1: "\n\n### Type:") are read once per
+  document, right after its text, and only the rest of each question once per type;
 - each type's question is read after every text in one pass per type (no question padding);
 - all (document, type) rows then decode together, greedily under the SpanConstraint, and rows
   that finish leave the batch, so late steps run only on the rows still writing;
@@ -68,6 +70,18 @@ def rows_per_batch(cache_mb: float, row_positions: int, bytes_per_position: int,
     return max(1, min(cap, fit))
 
 
+def shared_head(questions: Sequence[Sequence[int]]) -> int:
+    """How many ids every question begins with, short of any question's last id (whose logits
+    start that row's answer): the decoder reads them once per document instead of once per
+    type. One question alone shares nothing."""
+    if len(questions) < 2:
+        return 0
+    n, limit = 0, min(len(q) for q in questions) - 1
+    while n < limit and len({q[n] for q in questions}) == 1:
+        n += 1
+    return n
+
+
 def _taken(keys: List[torch.Tensor], values: List[torch.Tensor], rows: int):
     """Each layer's (keys, values) as `rows` rows, handed over one layer at a time: DynamicCache
     copies what it is given, so a layer's buffers are dropped from the lists before the next
@@ -128,8 +142,12 @@ class CachedDecoder:
         docs = [i for i, index in enumerate(indexes) if index.trie]
         if not docs or not labels:
             return found
-        cache, mask, text_len = self._read_texts([texts[i] for i in docs])
-        logits, mask, next_pos, cache = self._read_questions(cache, mask, text_len, labels)
+        questions = [self.prompter.questions[label].ids for label in labels]
+        head = shared_head(questions)
+        cache, mask, text_len = self._read_texts([texts[i] for i in docs], questions[0][:head])
+        logits, mask, next_pos, cache = self._read_questions(
+            cache, mask, text_len, [q[head:] for q in questions]
+        )
         rows = [(doc, label) for doc in docs for label in labels]  # row = doc * n_types + type
         self.stats.documents += len(docs)
         self.stats.rows += len(rows)
@@ -143,32 +161,36 @@ class CachedDecoder:
             found[doc].extend(constraint.entities(row))
         return found
 
-    def _read_texts(self, texts: Sequence[EncodedText]):
-        """The prefix (cached) and each text, once per document."""
+    def _read_texts(self, texts: Sequence[EncodedText], head: Sequence[int] = ()):
+        """The prefix (cached) and each text followed by `head` (the questions' shared
+        beginning), once per document."""
         device = self.lm.device
         prefix_len = len(self.prompter.prefix_ids)
-        text_ids, text_mask = left_pad([t.ids for t in texts], self.prompter.pad_id, device)
+        head = tuple(head)
+        text_ids, text_mask = left_pad([t.ids + head for t in texts], self.prompter.pad_id,
+                                       device)
         self.prefix.compute(self.lm, self.prompter.prefix_ids)
         cache = self.prefix.expand(len(texts))
         mask = torch.cat([text_mask.new_ones(len(texts), prefix_len), text_mask], dim=1)
         positions = prefix_len + (text_mask.cumsum(1) - 1).clamp(min=0)
         forward(self.lm, text_ids, mask, positions, cache)
         real = int(text_mask.sum())
-        self.stats.text += real
+        self.stats.text += real - len(texts) * len(head)
+        self.stats.questions += len(texts) * len(head)
         self.stats.padding += text_mask.numel() - real
         return cache, mask, text_mask.sum(1)
 
-    def _read_questions(self, cache, mask, text_len, labels: Sequence[str]):
-        """Every type's question after every text: one row per (document, type).
+    def _read_questions(self, cache, mask, text_len, questions: Sequence[Sequence[int]]):
+        """Every type's question (its ids after the shared head) after every text: one row per
+        (document, type), in the order of `questions`.
 
         Each type's question is read in its own pass over the documents, so no question is
         padded to the longest; the passes' caches are then laid side by side, each question
         right-aligned, the gap before a short one zero and masked out (as left padding is).
         """
-        n_docs, n_types = mask.shape[0], len(labels)
+        n_docs, n_types = mask.shape[0], len(questions)
         prefix_len, read = len(self.prompter.prefix_ids), mask.shape[1]
         device = self.lm.device
-        questions = [self.prompter.questions[label].ids for label in labels]
         width = max(len(q) for q in questions)
         shared = [(layer.keys, layer.values) for layer in cache.layers]
         keys = [k.new_zeros(n_docs, n_types, *k.shape[1:-2], read + width, k.shape[-1])

@@ -5,6 +5,8 @@ import dataclasses
 import pytest
 from thinc.api import Adam
 
+from spacy_cllmfs.cached_decoder import shared_head
+
 from .util import TRAIN, ents, examples
 
 # Written for these tests: seen in training, unseen, repeated mentions, empty and odd input.
@@ -124,6 +126,14 @@ def test_batches_go_shortest_first_within_the_budget(trained_nlp):
     assert len(batches[-1]) <= 3 and max(len(b) for b in batches) > 3  # short texts pack more
 
 
+def test_shared_head_leaves_each_question_its_last_id():
+    assert shared_head([(1, 2, 3, 4), (1, 2, 3, 5), (1, 2, 7)]) == 2
+    assert shared_head([(1, 2), (1, 2, 3)]) == 1  # the shorter keeps its last id
+    assert shared_head([(1, 2, 3), (1, 2, 3)]) == 2
+    assert shared_head([(1, 2), (3, 2)]) == 0
+    assert shared_head([(1, 2, 3)]) == 0  # one type: nothing to share
+
+
 def test_decode_stats_count_every_position(trained_nlp):
     nlp = copy.deepcopy(trained_nlp)
     pipe = nlp.get_pipe("cllmfs_ner")
@@ -134,11 +144,14 @@ def test_decode_stats_count_every_position(trained_nlp):
     docs = list(nlp.pipe(texts))
     stats = decoder.stats
     lengths = [len(prompter.encode_text(t).ids) for t in texts]
-    questions = [len(prompter.questions[label].ids) for label in pipe.labels]
+    questions = [prompter.questions[label].ids for label in pipe.labels]
+    head = shared_head(questions)
+    assert head > 0  # every question begins with the template's "\n\n### Type:"
     assert (stats.documents, stats.rows, stats.batches) == (2, 2 * len(questions), 1)
     assert stats.text == sum(lengths)
-    assert stats.questions == 2 * sum(questions)
-    assert len(set(questions)) > 1  # questions of different lengths, and none padded:
+    # The shared head is read once per document, the rest of each question once per row.
+    assert stats.questions == 2 * (head + sum(len(q) - head for q in questions))
+    assert len({len(q) for q in questions}) > 1  # questions of different lengths, none padded:
     assert stats.padding == max(lengths) - min(lengths)
     # Every row chooses at least its end token; every token but each row's last is read back.
     assert stats.answer_tokens >= stats.rows
