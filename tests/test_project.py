@@ -161,6 +161,36 @@ def test_compare_plots_each_trained_systems_loss_and_answer_rate(tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
+def test_merge_compare_takes_each_cell_from_the_summary_with_most_seeds(tmp_path):
+    merge = load_script("merge_compare")
+
+    def cell(f1, seeds):
+        return {"f1": f1, "f1_std": 0.01, "precision": f1, "recall": f1, "seeds": seeds,
+                "seconds": 1.0}
+
+    same = {"data": "wnut17", "split": "test", "ways": 3, "test_docs": 500, "variants": {}}
+    a = {**same, "shots": [5, 10], "seeds": [1, 2, 3], "systems": {
+        "general_zero_shot": {"shots": {"10": cell(0.40, [1, 2, 3])}},
+        "cllmfs": {"shots": {"5": cell(0.38, [1, 2, 3]), "10": cell(0.37, [1, 2, 3])}}}}
+    b = {**same, "shots": [10], "seeds": [1, 3], "systems": {
+        "general_zero_shot": {"shots": {"10": cell(0.41, [1])}},
+        "no_noise": {"shots": {"10": cell(0.30, [1, 3])}},
+        "cllmfs": {"shots": {"10": cell(0.35, [1, 2, 3])}}}}
+    result = merge.merge([("a", a), ("b", b)])
+    systems = result["systems"]
+    assert list(systems) == ["cllmfs", "no_noise", "general_zero_shot"]  # compare.py's order
+    assert systems["general_zero_shot"]["shots"]["10"]["from"] == "a"  # 3 seeds, not 1
+    assert systems["cllmfs"]["shots"]["10"]["from"] == "b"  # as many seeds: the later file
+    assert systems["cllmfs"]["shots"]["5"]["from"] == "a"
+    assert systems["no_noise"]["f1"] == 0.30 and list(systems["no_noise"]["shots"]) == ["10"]
+    assert (result["shots"], result["seeds"], result["ways"]) == ([5, 10], [1, 2, 3], 3)
+    assert result["merged_from"] == ["a", "b"]
+    with pytest.raises(SystemExit, match="'ways' is 6 against 3"):
+        merge.merge([("a", a), ("c", {**b, "ways": 6})])
+    with pytest.raises(SystemExit, match="'test_docs'"):
+        merge.merge([("a", a), ("c", {k: v for k, v in b.items() if k != "test_docs"})])
+
+
 def test_compare_decodes_the_untrained_systems_greedily():
     """The recipe's thresholds (fewshot_cpu.cfg) are for adapters trained on shots: the
     untrained systems are reset to greedy decoding, the trained ones keep them."""

@@ -1,0 +1,78 @@
+"""One comparison table and plot from several summaries of scripts/compare.py.
+
+A full comparison (8 systems x 2 K x 3 seeds) takes longer than one machine keeps its run
+files, so its cells were run by several compare.py commands, each writing its own
+METRICS_DIR/compare.json. This script puts them together, and only summaries of the same
+comparison: every setting but the systems, shots and seeds (data, split, ways, test subset,
+configs, descriptions, schedule, rehearsal, device, checkpoint) must be the same in all of
+them, or it stops and names the setting.
+
+For each system and K it takes the cell with the most seeds; of two with as many, the one of
+the later file. Writes OUT_DIR/compare.json (each cell says which file it came from),
+compare.md and compare.png, as compare.py does (the training curves stay with each summary).
+
+Usage: python scripts/merge_compare.py OUT_DIR SUMMARY.json [SUMMARY.json ...]
+"""
+import argparse
+from pathlib import Path
+
+import srsly
+
+from compare import SYSTEMS, plot, table
+
+MERGED = ("systems", "shots", "seeds", "variants")  # what may differ between the summaries
+
+
+def merge(summaries):
+    """[(name, compare.json contents)] -> one compare.json of the same form."""
+    if not summaries:
+        raise SystemExit("Give at least one compare.json to merge.")
+    first_name, first = summaries[0]
+    for name, summary in summaries[1:]:
+        for key in sorted(set(first) | set(summary)):
+            if key not in MERGED and first.get(key) != summary.get(key):
+                raise SystemExit(
+                    f"{name} and {first_name} are not the same comparison: {key!r} is "
+                    f"{summary.get(key)!r} against {first.get(key)!r}."
+                )
+    cells = {}  # (system, K) -> (cell, source)
+    for name, summary in summaries:
+        for system, data in summary["systems"].items():
+            for k, cell in data["shots"].items():
+                held = cells.get((system, k))
+                if held is None or len(cell["seeds"]) >= len(held[0]["seeds"]):
+                    cells[(system, k)] = (cell, name)
+    present = {system for system, _ in cells}
+    order = [s for s in SYSTEMS if s in present] + sorted(present - set(SYSTEMS))
+    shots = sorted({int(k) for _, k in cells})
+    systems = {}
+    for system in order:
+        by_k = {str(k): {**cells[(system, str(k))][0], "from": cells[(system, str(k))][1]}
+                for k in shots if (system, str(k)) in cells}
+        low = by_k[min(by_k, key=int)]
+        systems[system] = {"f1": low["f1"], "f1_std": low["f1_std"], "shots": by_k}
+    seeds = sorted({s for cell, _ in cells.values() for s in cell["seeds"]})
+    variants = {}
+    for _, summary in summaries:
+        variants.update(summary.get("variants", {}))
+    settings = {key: value for key, value in first.items() if key not in MERGED}
+    return {"systems": systems, **settings, "shots": shots, "seeds": seeds,
+            "variants": variants, "merged_from": [name for name, _ in summaries]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="folder for compare.json, .md and .png")
+    parser.add_argument("summaries", type=Path, nargs="+", help="compare.json files, in order")
+    args = parser.parse_args()
+    result = merge([(str(path), srsly.read_json(path)) for path in args.summaries])
+    args.out.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(args.out / "compare.json", result)
+    (args.out / "compare.md").write_text(table(result["systems"], result["shots"]),
+                                         encoding="utf8")
+    plot(result["systems"], result["shots"], args.out / "compare.png", result)
+    print((args.out / "compare.md").read_text(encoding="utf8"))
+
+
+if __name__ == "__main__":
+    main()
