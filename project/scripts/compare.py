@@ -336,15 +336,26 @@ def summarise(args, names, settings) -> dict:
                 "seconds": round(sum(r["seconds"] for r in found), 1),
             }
         if by_k:
-            first = by_k[min(by_k, key=int)]
-            systems[name] = {"f1": first["f1"], "f1_std": first["f1_std"], "shots": by_k}
+            systems[name] = system_entry(by_k)
     result = {"systems": systems, **settings}
-    metrics.mkdir(parents=True, exist_ok=True)
-    srsly.write_json(metrics / "compare.json", result)
-    (metrics / "compare.md").write_text(table(systems, shots), encoding="utf8")
-    plot(systems, shots, metrics / "compare.png", settings)
+    write_summary(metrics, result)
     plot_training(args, names, metrics / "training.png")  # the systems with a training log
     return result
+
+
+def system_entry(by_k: dict) -> dict:
+    """A system's summary from its cells by K: the top-level f1 / f1_std are the smallest K's."""
+    first = by_k[min(by_k, key=int)]
+    return {"f1": first["f1"], "f1_std": first["f1_std"], "shots": by_k}
+
+
+def write_summary(metrics: Path, result: dict) -> None:
+    """METRICS_DIR/compare.json, compare.md (the table) and compare.png (the plot)."""
+    metrics.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(metrics / "compare.json", result)
+    (metrics / "compare.md").write_text(table(result["systems"], result["shots"]),
+                                        encoding="utf8")
+    plot(result["systems"], result["shots"], metrics / "compare.png", result)
 
 
 def table(systems: dict, shots) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import srsly
 
-from compare import SYSTEMS, plot, table
+from compare import SYSTEMS, system_entry, write_summary
 
 MERGED = ("systems", "shots", "seeds", "variants")  # what may differ between the summaries
 
@@ -49,8 +49,7 @@ def merge(summaries):
     for system in order:
         by_k = {str(k): {**cells[(system, str(k))][0], "from": cells[(system, str(k))][1]}
                 for k in shots if (system, str(k)) in cells}
-        low = by_k[min(by_k, key=int)]
-        systems[system] = {"f1": low["f1"], "f1_std": low["f1_std"], "shots": by_k}
+        systems[system] = system_entry(by_k)
     seeds = sorted({s for cell, _ in cells.values() for s in cell["seeds"]})
     variants = {}
     for _, summary in summaries:
@@ -66,11 +65,7 @@ def main() -> None:
     parser.add_argument("summaries", type=Path, nargs="+", help="compare.json files, in order")
     args = parser.parse_args()
     result = merge([(str(path), srsly.read_json(path)) for path in args.summaries])
-    args.out.mkdir(parents=True, exist_ok=True)
-    srsly.write_json(args.out / "compare.json", result)
-    (args.out / "compare.md").write_text(table(result["systems"], result["shots"]),
-                                         encoding="utf8")
-    plot(result["systems"], result["shots"], args.out / "compare.png", result)
+    write_summary(args.out, result)
     print((args.out / "compare.md").read_text(encoding="utf8"))
 
 
