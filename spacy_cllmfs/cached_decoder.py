@@ -2,7 +2,8 @@
 
 A prompt is prefix + text + question(type) (the templates put the text before the type):
 - the prefix's key/value cache is computed once per loaded adapter and copied into each batch;
-- each document's text is encoded once, and its cache serves the question of every type;
+- each document's text is encoded once, and its cache serves the question of every type (one
+  question per document for a joint template, whose answer names the types);
 - the ids that every type's question begins with (ner.v1: "\n\n### Type:") are read once per
   document, right after its text, and only the rest of each question once per type;
 - each type's question is read after every text in one pass per type (no question padding);
@@ -46,6 +47,7 @@ class DecodeStats:
     answers: int = 0
     padding: int = 0
     answer_tokens: int = 0
+    cut_off: int = 0
 
     def reset(self) -> None:
         for field in fields(self):
@@ -108,9 +110,10 @@ class CachedDecoder:
     ) -> List[List[Entity]]:
         """The entities of every type in every document, in the documents' order."""
         found: List[List[Entity]] = [[] for _ in texts]
-        for batch in self._batches(texts, len(labels)):
+        keys = self.prompter.keys(labels) if labels else ()  # one row per key and document
+        for batch in self._batches(texts, len(keys)):
             entities = self._decode_batch(
-                [texts[i] for i in batch], [indexes[i] for i in batch], labels
+                [texts[i] for i in batch], [indexes[i] for i in batch], keys
             )
             for i, doc_entities in zip(batch, entities):
                 found[i] = doc_entities
@@ -136,19 +139,19 @@ class CachedDecoder:
             yield batch
 
     @torch.inference_mode()
-    def _decode_batch(self, texts, indexes, labels) -> List[List[Entity]]:
+    def _decode_batch(self, texts, indexes, keys) -> List[List[Entity]]:
         found: List[List[Entity]] = [[] for _ in texts]
         # A document with no extractable span can only answer "nothing": skip its rows.
         docs = [i for i, index in enumerate(indexes) if index.trie]
-        if not docs or not labels:
+        if not docs or not keys:
             return found
-        questions = [self.prompter.questions[label].ids for label in labels]
+        questions = [self.prompter.questions[key].ids for key in keys]
         head = shared_head(questions)
         cache, mask, text_len = self._read_texts([texts[i] for i in docs], questions[0][:head])
         logits, mask, next_pos, cache = self._read_questions(
             cache, mask, text_len, [q[head:] for q in questions]
         )
-        rows = [(doc, label) for doc in docs for label in labels]  # row = doc * n_types + type
+        rows = [(doc, key) for doc in docs for key in keys]  # row = doc * n_keys + key
         self.stats.documents += len(docs)
         self.stats.rows += len(rows)
         self.stats.batches += 1
@@ -232,6 +235,7 @@ class CachedDecoder:
             self.stats.answer_tokens += len(active)
             keep = [k for k, row in enumerate(active) if not constraint.done(row)]
             if not keep or step == max_new_tokens - 1:
+                self.stats.cut_off += len(keep)
                 break
             if len(keep) < len(active):
                 select = torch.tensor(keep, device=logits.device)

@@ -2,9 +2,11 @@
 
 For each document, every span of at most `max_span_tokens` spaCy tokens (not starting or ending
 on whitespace) is tokenized as the response writes it, followed by the closing delimiter, and
-those ids go into a trie. While the model generates, a transformers `LogitsProcessor` follows
-each sequence through a small state machine (outside an entity, in the opening delimiter, in the
-trie) and masks every token that would leave it. Putting the closing delimiter in the trie
+those ids go into a trie. The openings a row may write go into a second, small trie: one
+opening for a row that asks about one type, one per type (its name in it) for the joint
+question of a joint template, whose leaves say which type the entity is. While the model
+generates, a transformers `LogitsProcessor` follows each sequence through a small state machine
+(outside an entity, in an opening, in the span trie) and masks every token that would leave it. Putting the closing delimiter in the trie
 keeps the grammar unambiguous for tokenizers whose delimiter shares tokens with the text. The
 end of the response is always allowed, and `max_new_tokens` bounds every generation; an entity
 cut off by either is not written. The processor records which trie leaf each entity reached, so
@@ -25,6 +27,7 @@ from transformers import LogitsProcessor
 from .prompts import Prompter
 
 _END = -1  # trie key under which a node stores the ids of the span that ends there
+_LABEL = -2  # opening-trie key under which a leaf stores the type its opening writes
 
 SpanIds = Tuple[int, ...]
 
@@ -36,7 +39,8 @@ class Entity(NamedTuple):
     start: int  # spaCy token offsets in the document (or window) that was read
     end: int
     # the probability that the model writes this entity: of opening an entity rather than
-    # ending the answer at that point (the two allowed choices) times the geometric mean
+    # ending the answer at that point (its first token against all allowed choices) times the
+    # geometric mean
     # probability of the entity's tokens and closing delimiter, under the unconstrained
     # distribution
     score: float
@@ -86,6 +90,24 @@ def _contains(ids: SpanIds, part: SpanIds) -> bool:
     return any(ids[i : i + n] == part for i in range(len(ids) - n + 1))
 
 
+def opening_trie(openings: Dict[str, SpanIds]) -> dict:
+    """A trie of the label -> opening ids a row may write; each leaf stores its label."""
+    trie: dict = {}
+    for label, ids in openings.items():
+        node = trie
+        for token in ids:
+            if _LABEL in node:
+                raise ValueError(f"The opening of type {node[_LABEL]!r} begins the opening of "
+                                 f"{label!r}: the answer could not tell them apart.")
+            node = node.setdefault(token, {})
+        if len(node) > 0:
+            other = node.get(_LABEL) or "another type"
+            raise ValueError(f"The opening of type {label!r} is that of {other!r} or begins "
+                             f"it: the answer could not tell them apart.")
+        node[_LABEL] = label
+    return trie
+
+
 _OUT, _OPEN, _SPAN, _DONE = range(4)
 
 
@@ -94,40 +116,41 @@ class _Sequence:
     """Where one generated sequence stands in the response grammar."""
 
     index: SpanIndex
+    opens: dict  # the row's opening trie
     mode: int = _OUT
-    step: int = 0  # position inside a delimiter
-    node: Optional[dict] = None
+    node: Optional[dict] = None  # in the opening trie (_OPEN) or the span trie (_SPAN)
+    label: str = ""  # the type of the entity being written
     logprobs: List[float] = field(default_factory=list)
     decision: float = 0.0  # log-probability of opening the current entity rather than ending
     used: Counter = field(default_factory=Counter)
-    # (span ids, occurrence number, log-score) of each closed entity
-    found: List[Tuple[SpanIds, int, float]] = field(default_factory=list)
+    # (span ids, occurrence number, log-score, label) of each closed entity
+    found: List[Tuple[SpanIds, int, float, str]] = field(default_factory=list)
 
 
 class SpanConstraint(LogitsProcessor):
     """Masks the logits so that each row generates `( open span close )* eos`.
 
-    indexes, labels: the SpanIndex and the entity type of each batch row. Also records each
+    indexes, keys: the SpanIndex and the row key of each batch row: an entity type, or the
+    joint question (prompts.ALL_TYPES), whose openings name the type. Also records each
     entity's score (Entity.score): the decision to open it, and the mean log-probability under
     the model's unconstrained distribution of its tokens and closing delimiter.
 
     answer_threshold: where a row chooses between opening an entity and ending its answer, it
-    opens one when the model's probability of opening, of the two, is at least this (0.5: the
-    likelier of the two, plain greedy decoding; lower: more entities, higher recall). The
-    recorded scores stay the model's own probabilities.
+    opens one when the model's probability of opening, against ending, is at least this (0.5:
+    the likelier, plain greedy decoding; lower: more entities, higher recall). The recorded
+    scores stay the model's own probabilities.
     """
 
-    def __init__(self, indexes: Sequence[SpanIndex], labels: Sequence[str], prompter: Prompter,
+    def __init__(self, indexes: Sequence[SpanIndex], keys: Sequence[str], prompter: Prompter,
                  answer_threshold: float = 0.5):
-        if len(indexes) != len(labels):
-            raise ValueError(f"{len(indexes)} span indexes for {len(labels)} labels.")
+        if len(indexes) != len(keys):
+            raise ValueError(f"{len(indexes)} span indexes for {len(keys)} row keys.")
         if not 0.0 < answer_threshold < 1.0:
             raise ValueError(f"answer_threshold must be between 0 and 1, got {answer_threshold!r}.")
-        # added to the opening token's score: open iff p(open) / (p(open) + p(end)) >= threshold
+        # added to the opening tokens' scores: open iff p(open) / (p(open) + p(end)) >= threshold
         self._open_bias = math.log((1.0 - answer_threshold) / answer_threshold)
-        self.seqs = [_Sequence(index) for index in indexes]
-        self.labels = list(labels)
-        self.open_ids = prompter.open_ids
+        tries = {key: opening_trie(prompter.openings(key)) for key in dict.fromkeys(keys)}
+        self.seqs = [_Sequence(index, tries[key]) for index, key in zip(indexes, keys)]
         self.eos_id = prompter.eos_id
         self._logp: Optional[torch.Tensor] = None
         self._rows: List[int] = []
@@ -144,18 +167,22 @@ class SpanConstraint(LogitsProcessor):
         self._logp = torch.log_softmax(scores.float(), dim=-1)
         index_rows: List[int] = []
         index_cols: List[int] = []
+        bias_rows: List[int] = []
+        bias_cols: List[int] = []
         for i, row in enumerate(self._rows):
-            allowed = self._allowed(self.seqs[row])
+            seq = self.seqs[row]
+            allowed = self._allowed(seq)
             index_rows.extend([i] * len(allowed))
             index_cols.extend(allowed)
+            if self._open_bias and seq.mode == _OUT and seq.index.trie:
+                bias_rows.extend([i] * len(seq.opens))
+                bias_cols.extend(seq.opens)
         mask = torch.full_like(scores, float("-inf"))
         device = scores.device
         mask[torch.tensor(index_rows, device=device), torch.tensor(index_cols, device=device)] = 0
-        if self._open_bias:
-            deciding = [i for i, row in enumerate(self._rows)
-                        if self.seqs[row].mode == _OUT and self.seqs[row].index.trie]
-            if deciding:
-                mask[torch.tensor(deciding, device=device), self.open_ids[0]] = self._open_bias
+        if bias_rows:
+            mask[torch.tensor(bias_rows, device=device),
+                 torch.tensor(bias_cols, device=device)] = self._open_bias
         return scores + mask
 
     def consume(self, tokens: torch.Tensor) -> None:
@@ -174,9 +201,9 @@ class SpanConstraint(LogitsProcessor):
 
     def _allowed(self, seq: _Sequence) -> List[int]:
         if seq.mode == _OUT:
-            return [self.open_ids[0], self.eos_id] if seq.index.trie else [self.eos_id]
+            return [*seq.opens, self.eos_id] if seq.index.trie else [self.eos_id]
         if seq.mode == _OPEN:
-            return [self.open_ids[seq.step], self.eos_id]
+            return [*seq.node, self.eos_id]
         if seq.mode == _DONE:
             return [self.eos_id]
         allowed = []
@@ -191,32 +218,37 @@ class SpanConstraint(LogitsProcessor):
 
     def _consume(self, tokens: torch.Tensor) -> None:
         logps = self._logp.gather(1, tokens[:, None].to(self._logp.device))[:, 0].tolist()
-        end_logps = self._logp[:, self.eos_id].tolist()
-        for row, token, logp, end in zip(self._rows, tokens.tolist(), logps, end_logps):
-            self._advance(self.seqs[row], token, logp, end)
+        for i, (row, token, logp) in enumerate(zip(self._rows, tokens.tolist(), logps)):
+            seq = self.seqs[row]
+            choices = None
+            if seq.mode == _OUT and token != self.eos_id:  # the decision to open an entity
+                allowed = torch.tensor(self._allowed(seq), device=self._logp.device)
+                choices = float(torch.logsumexp(self._logp[i, allowed], dim=0))
+            self._advance(seq, token, logp, choices)
 
-    def _advance(self, seq: _Sequence, token: int, logp: float, end_logp: float) -> None:
+    def _advance(self, seq: _Sequence, token: int, logp: float,
+                 choices: Optional[float]) -> None:
         if seq.mode == _DONE:
             return
         if token == self.eos_id or token not in self._allowed(seq):
             # An entity still open here is incomplete: it is not written.
             seq.mode = _DONE
             return
-        if seq.mode == _OUT:  # the choice between opening an entity and ending the answer
-            high, low = max(logp, end_logp), min(logp, end_logp)
-            seq.decision = logp - high - math.log1p(math.exp(low - high))
-        if seq.mode != _SPAN:
-            seq.step = 1 if seq.mode == _OUT else seq.step + 1
-            seq.mode = _OPEN
-            if seq.step == len(self.open_ids):
-                seq.mode, seq.node, seq.logprobs = _SPAN, seq.index.trie, []
+        if seq.mode == _OUT:  # opening an entity, against ending the answer
+            seq.decision = logp - choices
+            seq.mode, seq.node = _OPEN, seq.opens
+        if seq.mode == _OPEN:
+            seq.node = seq.node[token]
+            label = seq.node.get(_LABEL)
+            if label is not None:
+                seq.mode, seq.label, seq.node, seq.logprobs = _SPAN, label, seq.index.trie, []
             return
         seq.node = seq.node[token]
         seq.logprobs.append(logp)
         ids = seq.node.get(_END)
         if ids is not None:
             mean = sum(seq.logprobs) / len(seq.logprobs)
-            seq.found.append((ids, seq.used[ids], seq.decision + mean))
+            seq.found.append((ids, seq.used[ids], seq.decision + mean, seq.label))
             seq.used[ids] += 1
             seq.mode = _OUT
 
@@ -224,8 +256,8 @@ class SpanConstraint(LogitsProcessor):
         """The entities that row generated, in the order it wrote them."""
         seq = self.seqs[row]
         return [
-            Entity(self.labels[row], *seq.index.occurrences[ids][k], _probability(logp))
-            for ids, k, logp in seq.found
+            Entity(label, *seq.index.occurrences[ids][k], _probability(logp))
+            for ids, k, logp, label in seq.found
         ]
 
 

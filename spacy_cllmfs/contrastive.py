@@ -1,7 +1,8 @@
 """The CLLMFS contrastive term: InfoNCE on the hidden states of a mid-deep layer.
 
 For every gold entity of a training row, the anchor is the type embedding (mean hidden state of
-the type name's tokens in the question), the positive is the entity embedding (mean hidden state
+the type name's tokens in the question, or, for a joint template's row, where the prefix lists
+the entity's type), the positive is the entity embedding (mean hidden state
 of the entity's tokens in the text) and the negatives are the hidden states of the `window` text
 tokens on each side of the entity, and with `cross_type` also the embeddings of the batch's
 entities of other types (so that one type's entities are pushed away from another's). In
@@ -33,16 +34,19 @@ def entity_positions(row: Row, start_char: int, end_char: int) -> List[int]:
     ]
 
 
-def pairs(rows: Sequence[Row], window: int) -> List[Tuple[int, List[int], List[int], List[int]]]:
-    """(row, type positions, entity positions, negative positions) for each gold entity.
+def pairs(rows: Sequence[Row], window: int
+          ) -> List[Tuple[int, str, List[int], List[int], List[int]]]:
+    """(row, type, type positions, entity positions, negative positions) for each gold entity.
 
     Positions come from each row's layout (the Prompter's), so they hold for any template.
     """
     out = []
     for b, row in enumerate(rows):
-        name = list(range(row.layout.name_start, row.layout.name_end))
+        own = list(range(row.layout.name_start, row.layout.name_end))
+        listed = {label: list(range(lo, hi)) for label, lo, hi in row.layout.names}
         text_lo, text_hi = row.layout.text_start, row.layout.text_end
-        for start_char, end_char in row.entities:
+        for label, start_char, end_char in row.typed_entities():
+            name = listed.get(label, []) if row.entity_labels else own
             ent = entity_positions(row, start_char, end_char)
             if not ent or not name:
                 continue
@@ -51,7 +55,7 @@ def pairs(rows: Sequence[Row], window: int) -> List[Tuple[int, List[int], List[i
             right = range(ent[-1] + 1, min(text_hi, ent[-1] + 1 + window))
             negatives = [*left, *right]
             if negatives:
-                out.append((b, name, ent, negatives))
+                out.append((b, label, name, ent, negatives))
     return out
 
 
@@ -76,10 +80,10 @@ def info_nce(
     found = pairs(rows, window)
     if not found:
         return None
-    entities = [hidden[b, ent].mean(dim=0) for b, _, ent, _ in found]
-    labels = [rows[b].label for b, _, _, _ in found]
+    entities = [hidden[b, ent].mean(dim=0) for b, _, _, ent, _ in found]
+    labels = [label for _, label, _, _, _ in found]
     losses = []
-    for i, (b, name, ent, negatives) in enumerate(found):
+    for i, (b, _, name, ent, negatives) in enumerate(found):
         anchor = hidden[b, name].mean(dim=0)
         positive = entities[i]
         if training and noise > 0:

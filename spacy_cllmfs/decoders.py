@@ -120,7 +120,8 @@ class PlainDecoder:
 
     def decode(self, texts, indexes, labels) -> List[List[Entity]]:
         found: List[List[Entity]] = [[] for _ in texts]
-        rows = [(i, label) for i in range(len(texts)) for label in labels]
+        keys = self.prompter.keys(labels) if labels else ()
+        rows = [(i, key) for i in range(len(texts)) for key in keys]
         for chunk in minibatch(rows, self.settings.batch_size):
             prompts = [self.prompter.prompt_ids(texts[i], label) for i, label in chunk]
             constraint = SpanConstraint(

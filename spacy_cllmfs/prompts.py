@@ -1,9 +1,16 @@
 """Prompts in the paper's supervised-fine-tuning form, as token ids.
 
-The template puts the text first and the entity type after it, so that one text's key/value
-cache serves every type. A template whose prefix holds `{types}` lists every asked type with its
-description there, once, in the prefix all prompts share (`type_line` per type), and asks a short
-question per type; one without lists nothing and puts the description in each question.
+The template puts the text first and the question after it, so that one text's key/value
+cache serves every question. A template whose prefix holds `{types}` lists every asked type with
+its description there, once, in the prefix all prompts share (`type_line` per type); one without
+lists nothing and puts the description in each question.
+
+Two answer forms:
+- one question per (text, type) (ner.v1, ner.v2): the answer lists that type's entities, each
+  as open + span + close;
+- one question per text (a "joint" template, ner.v3: its `open` holds `{label}`): the answer
+  lists the entities of every listed type, each as open(type name) + span + close, so the
+  type is part of what the model writes. The rows of such a prompter are keyed by ALL_TYPES.
 
 Each part is tokenized on its own and the ids are concatenated, the same way in training and in
 inference; so the ids of an entity in a response are exactly the ids the constrained decoder
@@ -15,6 +22,10 @@ from importlib import resources
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 Labels = Union[List[str], Dict[str, str]]  # names, or name -> description
+
+# The one question of a joint template asks for every type: its row key (never a label, as
+# labels are non-empty).
+ALL_TYPES = ""
 
 
 def label_dict(labels: Optional[Labels]) -> Dict[str, str]:
@@ -55,6 +66,11 @@ class Template:
         data = json.loads(path.read_text(encoding="utf8"))
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
+    @property
+    def joint(self) -> bool:
+        """One question per text, answered with every type's entities, each under its name."""
+        return "{label}" in self.open
+
 
 @dataclass(frozen=True)
 class Question:
@@ -84,6 +100,8 @@ class Layout:
     text_end: int
     name_start: int
     name_end: int
+    # joint templates: (name as shown, start, end) of each type listed in the prefix
+    names: Tuple[Tuple[str, int, int], ...] = ()
 
 
 class Prompter:
@@ -100,13 +118,45 @@ class Prompter:
         self.pad_id = tokenizer.pad_token_id
         # A prefix without {types} is the same for every prompt: encode it once.
         self._fixed_prefix = None if "{types}" in template.prefix else self.encode(template.prefix)
-        self.prefix_ids = self.prefix_for(labels.items())
-        self.open_ids = self.encode(template.open)
+        self.prefix_ids, self.prefix_names = self.prefix_layout(labels.items())
+        self.labels = tuple(labels)
         self.close_ids = self.encode(template.close)
-        if not self.open_ids or not self.close_ids:
-            raise ValueError(f"Template {template.name!r} has an empty delimiter.")
         self._questions: Dict[Tuple[str, str], Question] = {}
-        self.questions = {label: self.question(label, d) for label, d in labels.items()}
+        self._opens: Dict[str, Tuple[int, ...]] = {}
+        if template.joint:
+            if "{types}" not in template.prefix:
+                raise ValueError(f"Template {template.name!r} answers every type at once, so "
+                                 f"its prefix must list them ({{types}}).")
+            self.open_ids = ()
+            self.questions = {ALL_TYPES: Question(self.encode(template.question), 0, 0)}
+            opens = [self.open_for(label) for label in labels]
+        else:
+            self.open_ids = self.encode(template.open)
+            self.questions = {label: self.question(label, d) for label, d in labels.items()}
+            opens = [self.open_ids]
+        if not all(opens) or not self.close_ids:
+            raise ValueError(f"Template {template.name!r} has an empty delimiter.")
+
+    def keys(self, labels: Sequence[str]) -> Tuple[str, ...]:
+        """The row keys that ask about `labels`: the labels themselves, one row each, or the
+        one joint question (ALL_TYPES) of a joint template."""
+        return (ALL_TYPES,) if self.template.joint else tuple(labels)
+
+    def open_for(self, name: str) -> Tuple[int, ...]:
+        """The ids that open an entity written under the type name `name` (joint templates);
+        the same for every type otherwise."""
+        if not self.template.joint:
+            return self.open_ids
+        if name not in self._opens:
+            self._opens[name] = self.encode(self.template.open.format(label=name))
+        return self._opens[name]
+
+    def openings(self, key: str) -> Dict[str, Tuple[int, ...]]:
+        """label -> the ids that open one of its entities, for the labels a row of `key` may
+        write: every label for the joint question, else the row's own label."""
+        if key == ALL_TYPES and self.template.joint:
+            return {label: self.open_for(label) for label in self.labels}
+        return {key: self.open_ids}
 
     def encode(self, text: str) -> Tuple[int, ...]:
         if not text:
@@ -118,11 +168,31 @@ class Prompter:
         {types}; the component's prefix lists its labels, a training row's the types asked."""
         if self._fixed_prefix is not None:
             return self._fixed_prefix
-        listed = "".join(
-            self.template.type_line.format(label=name, description=description or name)
-            for name, description in types
-        )
-        return self.encode(self.template.prefix.replace("{types}", listed))
+        return self.prefix_layout(types)[0]
+
+    def prefix_layout(
+        self, types: Iterable[Tuple[str, str]]
+    ) -> Tuple[Tuple[int, ...], Tuple[Tuple[str, int, int], ...]]:
+        """The prefix's ids and, where it lists types, each listed name's (name, start, end)
+        token positions (the tokens that overlap the name's characters)."""
+        if self._fixed_prefix is not None:
+            return self._fixed_prefix, ()
+        head, tail = self.template.prefix.split("{types}", 1)
+        before, _ = self.template.type_line.split("{label}", 1)
+        text, spans = head, []
+        for name, description in types:
+            line = self.template.type_line.format(label=name, description=description or name)
+            start = len(text) + len(before)
+            spans.append((name, start, start + len(name)))
+            text += line
+        text += tail
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        names = []
+        for name, lo, hi in spans:
+            at = [i for i, (a, b) in enumerate(offsets) if a < hi and b > lo]
+            names.append((name, at[0], at[-1] + 1))
+        return tuple(enc["input_ids"]), tuple(names)
 
     def question(self, label: str, description: str) -> Question:
         """The question for a type, by the name and description the prompt shows."""
@@ -162,12 +232,15 @@ class Prompter:
 
     def layout(self, text: EncodedText, label: str) -> Layout:
         """The positions, in prompt_ids(text, label), of the text's tokens and the type name."""
-        return self.compose(self.prefix_ids, text, self.questions[label])[1]
+        names = self.prefix_names if self.template.joint else ()
+        return self.compose(self.prefix_ids, text, self.questions[label], names)[1]
 
     def compose(
-        self, prefix: Tuple[int, ...], text: EncodedText, question: Question
+        self, prefix: Tuple[int, ...], text: EncodedText, question: Question,
+        names: Tuple[Tuple[str, int, int], ...] = (),
     ) -> Tuple[Tuple[int, ...], Layout]:
-        """A prompt's ids (prefix, text, question) and where its text and type name sit."""
+        """A prompt's ids (prefix, text, question) and where its text and type name sit
+        (`names`: where the prefix lists the types, from prefix_layout)."""
         text_at = len(prefix)
         question_at = text_at + len(text.ids)
         return prefix + text.ids + question.ids, Layout(
@@ -175,10 +248,17 @@ class Prompter:
             text_at + text.text_end,
             question_at + question.name_start,
             question_at + question.name_end,
+            names,
         )
 
-    def response_ids(self, spans: Sequence[Tuple[int, ...]]) -> Tuple[int, ...]:
+    def response_ids(self, spans: Sequence[Tuple[int, ...]],
+                     names: Optional[Sequence[str]] = None) -> Tuple[int, ...]:
+        """The answer: each span opened (under its type's name, `names`, for a joint
+        template) and closed, then the end token."""
+        if self.template.joint and (names is None or len(names) != len(spans)):
+            raise ValueError("A joint template's answer needs the type name of every span.")
         ids: Tuple[int, ...] = ()
-        for span in spans:
-            ids += self.open_ids + tuple(span) + self.close_ids
+        for i, span in enumerate(spans):
+            opened = self.open_for(names[i]) if self.template.joint else self.open_ids
+            ids += opened + tuple(span) + self.close_ids
         return ids + (self.eos_id,)

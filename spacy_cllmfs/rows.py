@@ -1,8 +1,9 @@
-"""Training rows: one (prompt, response) pair per example and entity type asked.
+"""Training rows: one (prompt, response) pair per example and entity type asked, or, with a
+joint template, one per example asking about all of its types at once.
 
-The response lists the type's gold entities in the order they appear, each written as the
-constrained decoder would write it; a sentence with no entity of a type trains the empty
-response. Overlapping gold spans of one type are kept as spaCy stores them (doc.ents never
+The response lists the type's gold entities (a joint row's: every asked type's, each under its
+type's name) in the order they appear, each written as the constrained decoder would write it;
+a sentence with no entity of a type trains the empty response. Overlapping gold spans of one type are kept as spaCy stores them (doc.ents never
 overlap).
 
 Which types a sentence is asked about: by default the component's labels, all of them. A doc
@@ -21,7 +22,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 from spacy.util import registry
 
-from .prompts import EncodedText, Layout, Prompter
+from .prompts import ALL_TYPES, EncodedText, Layout, Prompter
 
 IGNORE = -100  # the label transformers' cross-entropy skips
 
@@ -29,13 +30,20 @@ IGNORE = -100  # the label transformers' cross-entropy skips
 @dataclass
 class Row:
     text: EncodedText
-    label: str
+    label: str  # the type asked, or ALL_TYPES for a joint row
     prompt: Tuple[int, ...]
     response: Tuple[int, ...]
     # (start, end) character offsets of each gold entity of this type in the text
     entities: List[Tuple[int, int]]
     # where the text's tokens and the type name sit in the prompt
     layout: Layout
+    # a joint row's: the type of each entity (a per-type row's are all `label`)
+    entity_labels: Tuple[str, ...] = ()
+
+    def typed_entities(self) -> List[Tuple[str, int, int]]:
+        """(type, start, end) character offsets of each gold entity the response lists."""
+        labels = self.entity_labels or (self.label,) * len(self.entities)
+        return [(label, start, end) for label, (start, end) in zip(labels, self.entities)]
 
 
 TYPES_KEY = "cllmfs_types"
@@ -136,6 +144,9 @@ def build_rows(docs: Iterable, prompter: Prompter, labels: Dict[str, str],
             shown = {label: surface(label, types[label], rng) for label in asked}
         else:
             shown = {label: (label, types[label].description) for label in asked}
+        if prompter.template.joint:
+            rows.append(_joint_row(doc, text, prompter, asked, shown))
+            continue
         prefix = prompter.prefix_for(shown.values())
         for label in asked:
             ents = [e for e in doc.ents if e.label_ == label]
@@ -152,6 +163,26 @@ def build_rows(docs: Iterable, prompter: Prompter, labels: Dict[str, str],
                 )
             )
     return rows
+
+
+def _joint_row(doc, text: EncodedText, prompter: Prompter, asked: List[str],
+               shown: Dict[str, Tuple[str, str]]) -> Row:
+    """One row asking about every type in `asked` (listed in the prefix as `shown`); its
+    response writes each gold entity of those types under the name the prefix shows."""
+    prefix, listed = prompter.prefix_layout([shown[label] for label in asked])
+    names = tuple((label, lo, hi) for label, (_, lo, hi) in zip(asked, listed))
+    ents = [e for e in doc.ents if e.label_ in shown]
+    spans = prompter.encode_spans([e.text for e in ents])
+    prompt, layout = prompter.compose(prefix, text, prompter.questions[ALL_TYPES], names)
+    return Row(
+        text=text,
+        label=ALL_TYPES,
+        prompt=prompt,
+        response=prompter.response_ids(spans, [shown[e.label_][0] for e in ents]),
+        entities=[(e.start_char, e.end_char) for e in ents],
+        layout=layout,
+        entity_labels=tuple(e.label_ for e in ents),
+    )
 
 
 def collate(rows: List[Row], pad_id: int, device) -> dict:

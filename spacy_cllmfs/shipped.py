@@ -2,9 +2,10 @@
 
 `[components.cllmfs_ner.model] start` says what `initialize` puts on the base model:
 
-- "default": the shipped general adapter (general-ner.v1) when it fits, that is when the base
-  model is the one it was trained on (same fingerprint) and the component uses the template it
-  was trained with; otherwise a blank adapter, with a log line saying why (never an error);
+- "default": the shipped general adapter for the component's template (DEFAULTS: general-ner.v1
+  for ner.v1) when it fits, that is when the base model is the one it was trained on (same
+  fingerprint) and the component uses the template it was trained with; otherwise a blank
+  adapter, with a log line saying why (never an error);
 - "blank": a fresh LoRA adapter from the `lora` settings (the behaviour before general-ner.v1);
 - a shipped adapter's name, or a folder holding a saved adapter (PEFT format with
   base_model.json, as nlp.to_disk writes it): that adapter, or an error if it does not fit.
@@ -22,6 +23,9 @@ from .errors import AdapterError
 logger = logging.getLogger("spacy_cllmfs")
 
 DEFAULT = "general-ner.v1"
+# the shipped adapter that "default" starts from, by template (others: DEFAULT, which then
+# does not fit, so a blank adapter)
+DEFAULTS = {"ner.v1": DEFAULT}
 CARD = "cllmfs.json"  # beside a shipped adapter: its template, data and training
 
 
@@ -53,8 +57,9 @@ def start_folder(start: str, identity: dict, template: str) -> Optional[Path]:
     if start == "blank":
         return None
     if start == "default":
-        folder = shipped_folder(DEFAULT)
-        why = _misfit(folder, identity, template)
+        name = DEFAULTS.get(template, DEFAULT)
+        folder = shipped_folder(name)
+        why = _misfit(name, folder, identity, template)
         if why:
             logger.warning("cllmfs_ner: starting from a blank adapter: %s", why)
             return None
@@ -74,16 +79,16 @@ def start_folder(start: str, identity: dict, template: str) -> Optional[Path]:
     return folder  # adapter.load checks the base model's fingerprint
 
 
-def _misfit(folder: Path, identity: dict, template: str) -> Optional[str]:
+def _misfit(name: str, folder: Path, identity: dict, template: str) -> Optional[str]:
     """Why the shipped default does not fit this base model and template (None: it fits)."""
     info = card(folder)
     if not info:
-        return f"this installation has no shipped adapter {DEFAULT!r}."
+        return f"this installation has no shipped adapter {name!r}."
     base = info.get("base_model", {})
     if base.get("fingerprint") != identity["fingerprint"]:
-        return (f"{DEFAULT} was trained on {base.get('name')!r}, and the base model "
+        return (f"{name} was trained on {base.get('name')!r}, and the base model "
                 f"{identity['name']!r} is another model (its fingerprint differs).")
     if info.get("template") != template:
-        return (f"{DEFAULT} was trained with the template {info.get('template')!r}, and this "
+        return (f"{name} was trained with the template {info.get('template')!r}, and this "
                 f"component uses {template!r}.")
     return None

@@ -58,6 +58,29 @@ def test_cached_decoding_equals_plain_generate(trained_nlp, rows_per_batch, batc
     assert_same(fast, plain)
 
 
+@pytest.mark.parametrize("rows_per_batch,batch_size", [(1, 1), (3, 3), (16, 16)])
+def test_joint_cached_decoding_equals_plain_generate(trained_joint_nlp, rows_per_batch,
+                                                     batch_size):
+    """One question per text (ner.v3): the answer names the types, both decoders agree."""
+    plain = predictions(trained_joint_nlp, False, 16, 16)
+    fast = predictions(trained_joint_nlp, True, rows_per_batch, batch_size)
+    labels = {e[2] for doc in plain for e in doc}
+    assert labels == {"PERSON", "ORG"}, "the trained pipeline should find both types"
+    assert_same(fast, plain)
+    # the first text was seen in training, each entity under its own type
+    assert [e[:3] for e in fast[0]] == [(0, 8, "PERSON"), (14, 19, "ORG")]
+
+
+def test_a_joint_decoder_reads_one_question_per_document(trained_joint_nlp):
+    pipe = trained_joint_nlp.get_pipe("cllmfs_ner")
+    prompter, decoder = pipe._ready()
+    decoder.stats.reset()
+    list(trained_joint_nlp.pipe(TEXTS[:2]))
+    question = len(prompter.questions[""].ids)
+    assert decoder.stats.rows == decoder.stats.documents == 2
+    assert decoder.stats.questions == 2 * question
+
+
 def assert_same(fast, plain):
     assert [[e[:3] for e in doc] for doc in fast] == [[e[:3] for e in doc] for doc in plain]
     for f_doc, p_doc in zip(fast, plain):
@@ -181,3 +204,21 @@ def test_both_decoders_agree_at_any_answer_threshold(trained_nlp, answer_thresho
     assert sum(map(len, default)) > 0
     if answer_threshold > 0.5:
         assert sum(map(len, fast)) < sum(map(len, default))
+
+
+def test_rows_stopped_by_the_token_budget_are_counted(trained_joint_nlp):
+    """A joint row writes every type's entities: one that runs out of max_new_tokens is counted
+    (DecodeStats.cut_off), and its unfinished entity is not written."""
+    pipe = trained_joint_nlp.get_pipe("cllmfs_ner")
+    saved = pipe.decoding
+    try:
+        decoder = pipe._ready()[1]
+        decoder.stats.reset()
+        full = [ents(doc) for doc in trained_joint_nlp.pipe(TEXTS[:2])]
+        assert decoder.stats.cut_off == 0 and all(full)
+        pipe.decoding = dataclasses.replace(saved, max_new_tokens=2)
+        decoder = pipe._ready()[1]
+        cut = [ents(doc) for doc in trained_joint_nlp.pipe(TEXTS[:2])]
+        assert decoder.stats.cut_off == 2 and cut == [[], []]
+    finally:
+        pipe.decoding = saved

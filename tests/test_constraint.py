@@ -161,3 +161,55 @@ def test_answer_threshold_decides_between_opening_and_ending(nlp, prompter, thre
                                                             abs=1e-5)
     with pytest.raises(ValueError, match="answer_threshold must be between 0 and 1"):
         SpanConstraint([index], ["PERSON"], prompter, answer_threshold=1.0)
+
+
+def test_a_joint_row_writes_each_entity_under_a_type_name():
+    """ner.v3: one row per document; the opening names the type, the entity takes it."""
+    from spacy_cllmfs.prompts import ALL_TYPES
+
+    labels = {"PERSON": "people", "ORG": "companies"}
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v3"), labels)
+    doc = spacy.blank("en")("Ana met Bo at Acme.")
+    index = build_span_index(doc, prompter, 2)
+    ana, acme = prompter.encode_spans(["Ana", "Acme"])
+    forced = (list(prompter.open_for("PERSON") + ana + prompter.close_ids)
+              + list(prompter.open_for("ORG") + acme + prompter.close_ids) + [prompter.eos_id])
+    constraint = SpanConstraint([index], [ALL_TYPES], prompter)
+    ids = torch.zeros((1, 1), dtype=torch.long)
+    for token in forced:
+        scores = torch.zeros((1, len(prompter.tokenizer)))
+        scores[0, token] = 10.0
+        masked = constraint(ids, scores)
+        assert int(masked.argmax()) == token
+        ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+    constraint.finish(ids[:, 1:])
+    assert [(e.label, e.start, e.end) for e in constraint.entities(0)] == [
+        ("PERSON", 0, 1), ("ORG", 4, 5)]
+
+
+def test_a_joint_row_cannot_write_an_unknown_type():
+    from spacy_cllmfs.prompts import ALL_TYPES
+
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v3"), {"PERSON": "people"})
+    index = build_span_index(spacy.blank("en")("Ana met Bo."), prompter, 2)
+    constraint = SpanConstraint([index], [ALL_TYPES], prompter)
+    vocab = len(prompter.tokenizer)
+    run_random(constraint, 1, vocab, 40, seed=0)
+    assert all(e.label == "PERSON" for e in constraint.entities(0))
+    # the type's opening is the only way in: every other first token is masked
+    fresh = SpanConstraint([index], [ALL_TYPES], prompter)
+    masked = fresh(torch.zeros((1, 1), dtype=torch.long), torch.zeros((1, vocab)))
+    allowed = torch.isfinite(masked[0]).nonzero()[:, 0].tolist()
+    assert allowed == sorted({prompter.open_for("PERSON")[0], prompter.eos_id})
+
+
+def test_openings_that_cannot_be_told_apart_are_an_error():
+    from spacy_cllmfs.constraint import opening_trie
+
+    assert opening_trie({"A": (1, 2), "B": (1, 3)}) == {1: {2: {-2: "A"}, 3: {-2: "B"}}}
+    with pytest.raises(ValueError, match="'A'"):
+        opening_trie({"A": (1, 2), "B": (1, 2)})
+    with pytest.raises(ValueError, match="begins"):
+        opening_trie({"A": (1, 2), "B": (1, 2, 3)})
+    with pytest.raises(ValueError, match="begins"):
+        opening_trie({"B": (1, 2, 3), "A": (1, 2)})

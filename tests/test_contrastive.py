@@ -23,10 +23,10 @@ def small_row(shift=0):
 
 
 def test_pairs_pick_type_entity_and_neighbours():
-    assert pairs([small_row()], window=1) == [(0, [4], [2], [1, 3])]
-    assert pairs([small_row()], window=5) == [(0, [4], [2], [0, 1, 3])]
+    assert pairs([small_row()], window=1) == [(0, "PERSON", [4], [2], [1, 3])]
+    assert pairs([small_row()], window=5) == [(0, "PERSON", [4], [2], [0, 1, 3])]
     # a prefix shifts every position
-    assert pairs([small_row(shift=3)], window=1) == [(0, [7], [5], [4, 6])]
+    assert pairs([small_row(shift=3)], window=1) == [(0, "PERSON", [7], [5], [4, 6])]
 
 
 def test_the_pairs_of_real_prompts_point_at_the_type_name_and_the_entity():
@@ -36,11 +36,25 @@ def test_the_pairs_of_real_prompts_point_at_the_type_name_and_the_entity():
     rows = pipe._training_rows(examples(nlp, TRAIN[:1]))
     decode = pipe.language_model.tokenizer.decode
     seen = set()
-    for b, name, ent, negatives in pairs(rows, window=1):
+    for b, label, name, ent, negatives in pairs(rows, window=1):
         prompt = rows[b].prompt
-        assert decode([prompt[i] for i in name]).strip() == rows[b].label
+        assert decode([prompt[i] for i in name]).strip() == rows[b].label == label
         seen.add((rows[b].label, decode([prompt[i] for i in ent]).strip()))
         assert all(i not in ent for i in negatives)
+    assert seen == {("PERSON", "Tim Cook"), ("ORG", "Apple")}
+
+
+def test_a_joint_rows_pairs_point_at_each_entitys_type_in_the_prefix():
+    nlp = tiny_nlp(template="ner.v3")
+    nlp.initialize(lambda: examples(nlp))
+    pipe = nlp.get_pipe("cllmfs_ner")
+    (row,) = pipe._training_rows(examples(nlp, TRAIN[:1]))
+    decode = pipe.language_model.tokenizer.decode
+    seen = set()
+    for b, label, name, ent, negatives in pairs([row], window=1):
+        assert max(name) < row.layout.text_start  # the prefix's list of types
+        assert decode([row.prompt[i] for i in name]).strip() == label
+        seen.add((label, decode([row.prompt[i] for i in ent]).strip()))
     assert seen == {("PERSON", "Tim Cook"), ("ORG", "Apple")}
 
 

@@ -50,3 +50,25 @@ def test_response_wraps_each_span_and_ends(prompter):
     assert prompter.response_ids([]) == (prompter.eos_id,)
     text = prompter.tokenizer.decode(ids, skip_special_tokens=True)
     assert text == "\n<<< Tim Cook >>>\n<<< Apple >>>"
+
+
+def test_a_joint_template_has_one_question_and_an_opening_per_type():
+    from spacy_cllmfs.prompts import ALL_TYPES
+
+    labels = {"PERSON": "names of people", "ORG": "companies"}
+    joint = Prompter(tiny_tokenizer(), Template.load("ner.v3"), labels)
+    assert Template.load("ner.v3").joint and not Template.load("ner.v1").joint
+    assert joint.keys(["PERSON", "ORG"]) == (ALL_TYPES,)
+    assert list(joint.questions) == [ALL_TYPES]
+    decode = joint.tokenizer.decode
+    assert decode(joint.open_for("ORG")) == "\nORG <<<"
+    assert set(joint.openings(ALL_TYPES)) == {"PERSON", "ORG"}
+    # the prefix lists the types, and prefix_names points at each name
+    assert [(name, decode(joint.prefix_ids[lo:hi]).strip())
+            for name, lo, hi in joint.prefix_names] == [("PERSON", "PERSON"), ("ORG", "ORG")]
+    assert "- ORG: companies" in decode(joint.prefix_ids)
+    spans = joint.encode_spans(["Ana", "Acme"])
+    response = joint.response_ids(spans, ["PERSON", "ORG"])
+    assert decode(response, skip_special_tokens=True) == "\nPERSON <<< Ana >>>\nORG <<< Acme >>>"
+    with pytest.raises(ValueError, match="type name of every span"):
+        joint.response_ids(spans)

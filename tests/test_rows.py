@@ -151,3 +151,41 @@ def test_the_gpu_scripts_docs_give_the_same_rows_as_spacy_docs(tmp_path):
     expected = build_rows(stored, prompter, {}, settings, random.Random(3))
     assert build_rows(stand_ins, prompter, {}, settings, random.Random(3)) == expected
     assert any(row.entities for row in expected)
+
+
+def test_a_joint_template_asks_once_per_sentence_and_names_each_entitys_type():
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v3"), LABELS)
+    doc = make_doc(["Tim", "Cook", "of", "Apple", "and", "Ana"],
+                   ["B-PERSON", "I-PERSON", "O", "B-ORG", "O", "B-PERSON"], types=None)
+    empty = make_doc(["Nothing", "here"], ["O", "O"], types=None)
+    rows = build_rows([doc, empty], prompter, LABELS)
+    assert [r.label for r in rows] == ["", ""]  # ALL_TYPES: one row per sentence
+    text = prompter.encode_text(doc.text)
+    assert rows[0].prompt == prompter.prompt_ids(text, "")
+    assert rows[0].layout == prompter.layout(text, "")
+    # every entity, in the order of the text, under its type's name
+    answer = decode(prompter, rows[0].response[:-1])
+    assert answer == "\nPERSON <<< Tim Cook >>>\nORG <<< Apple >>>\nPERSON <<< Ana >>>"
+    assert rows[0].typed_entities() == [("PERSON", 0, 8), ("ORG", 12, 17), ("PERSON", 22, 25)]
+    assert rows[1].response == (prompter.eos_id,) and rows[1].entities == []
+    # the prefix lists both types with their descriptions; the question is the same for all
+    prefix = decode(prompter, rows[0].prompt[: rows[0].layout.text_start])
+    assert "- PERSON: names of people\n- ORG: companies and institutions\n" in prefix
+    assert rows[0].prompt[rows[0].layout.text_end:] == rows[1].prompt[rows[1].layout.text_end:]
+
+
+def test_joint_rows_list_the_asked_types_under_the_names_they_answer_with():
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v3"), LABELS)
+    doc = make_doc(["Heart", "cells"], ["B-Organ", "O"])
+    seen = set()
+    for seed in range(30):
+        (row,) = build_rows([doc], prompter, LABELS, RowSettings(1, vary_names=True),
+                            random.Random(seed))
+        listed = {label: decode(prompter, row.prompt[lo:hi]).strip()
+                  for label, lo, hi in row.layout.names}
+        assert "Organ" in listed and len(listed) == 2 and set(listed) <= set(TYPES)
+        # the answer opens the entity with the name the prefix shows for its type
+        assert decode(prompter, row.response).startswith(f"\n{listed['Organ']} <<< Heart >>>")
+        assert row.entity_labels == ("Organ",)
+        seen.add(listed["Organ"])
+    assert {"Organ", "organ", "body organ"} <= seen

@@ -96,3 +96,22 @@ def test_to_disk_stays_adapter_only(adapter_folder, tmp_path, monkeypatch):
     assert files == ["adapter_config.json", "adapter_model.safetensors", "base_model.json"]
     size = sum(p.stat().st_size for p in (tmp_path / "nlp").rglob("*") if p.is_file())
     assert size < 5_000_000  # no base weights
+
+
+def test_another_templates_adapter_starts_a_component_through_a_copy(
+        trained_nlp, adapter_folder, tmp_path):
+    """project/scripts/warm_start.py: the weights of a ner.v1 adapter, without its card, start
+    a ner.v3 component (refused straight from the carded folder); the fingerprint still holds."""
+    from .util import load_script
+
+    warm_start = load_script("warm_start")
+    with pytest.raises(AdapterError, match="trained with the template 'ner.v1'"):
+        tiny_nlp(model=model(str(adapter_folder)), template="ner.v3").initialize()
+    warm_start.main(str(adapter_folder), str(tmp_path / "start"))
+    assert not (tmp_path / "start" / shipped.CARD).exists()
+    nlp = tiny_nlp(model=model(str(tmp_path / "start")), template="ner.v3")
+    nlp.initialize()
+    expected = lora_weights(trained_nlp)
+    assert all(torch.equal(w, expected[n]) for n, w in lora_weights(nlp).items())
+    with pytest.raises(SystemExit, match="not a saved adapter"):
+        warm_start.main(str(tmp_path / "nothing"), str(tmp_path / "other"))

@@ -5,8 +5,10 @@
   adapter (the default start) and with a blank adapter, and the positions the decoder read per
   document: text, questions, answers, padding (the share of padded positions in its batches),
   and the answer tokens per (document, type);
-- naive: one full prompt per (document, type), batch size 1, no cache reuse, same constraints
-  (the pipeline is timed on the same documents for the ratio, and must predict the same);
+- naive: one full prompt per row (per (document, type); per document with a joint template),
+  batch size 1, no cache reuse, same constraints (the pipeline is timed on the same documents
+  for the ratio, and must predict the same); with a joint template also the issue's naive
+  loop, one full prompt per (document, type) with ner.v1 and its shipped adapter;
 - spacy-llm in-context learning: spacy-llm's `spacy.NER.v3` with 5 shots per type (sampled
   from the training split, seed 1) on the same base model, timed with the pipeline on the same
   documents;
@@ -25,7 +27,9 @@ and the peak of GPU memory allocated by torch is reported beside the resident me
 
 Usage: python scripts/benchmark.py OUTPUT_JSON [--data DATA_DIR] [--pipeline PATH]
        [--docs 100] [--naive-docs 8] [--icl-docs 16] [--train-steps 8] [--gpu-id -1]
-       [--dtype auto] [--decoding JSON]
+       [--dtype auto] [--decoding JSON] [--template ner.v1] [--start general-ner.v1]
+  --template, --start: the component's template and the adapter it starts from (a shipped
+  adapter's name or a folder)
   --decoding: settings of the [decoding] block to change in both pipelines (shipped and blank),
   e.g. '{"batch_size": 1536, "cache_mb": 0}' for a GPU's memory
 """
@@ -88,12 +92,13 @@ def load_data(data: Path, vocab):
     return "bundled sample (news + recipes)", test, train, types
 
 
-def make_nlp(labels, start: str, decoding=None, dtype: str = "auto"):
+def make_nlp(labels, start: str, decoding=None, dtype: str = "auto", template: str = "ner.v1"):
     """A pipeline with cllmfs_ner for `labels`, starting from `start` (model.start), on the
     default model in `dtype`."""
     nlp = spacy.blank("en")
     base_model = {"@misc": "spacy_cllmfs.SmolLM2.v1", "dtype": dtype}
-    config = {"labels": labels, "model": {"start": start, "base_model": base_model}}
+    config = {"labels": labels, "template": template,
+              "model": {"start": start, "base_model": base_model}}
     if decoding:
         config["decoding"] = decoding
     nlp.add_pipe("cllmfs_ner", config=config)
@@ -225,14 +230,24 @@ def icl_docs_per_s(nlp, labels, train, texts):
     return len(indices), len(texts) / seconds, len(texts) / fast_s
 
 
+def naive_per_type_s(labels, texts, dtype: str) -> float:
+    """Seconds of the issue's naive loop on `texts`: ner.v1 with its shipped adapter, one full
+    prompt per (document, type), batch size 1, plain `generate`."""
+    nlp = make_nlp(labels, SHIPPED, {"reuse_cache": False, "batch_size": 1}, dtype=dtype)
+    list(nlp.pipe(texts[:1]))  # loads the model
+    seconds, _ = timed(lambda: list(nlp.pipe(texts, batch_size=1)))
+    return seconds
+
+
 def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_icl: int,
-         n_train: int, gpu_id: int = -1, dtype: str = "auto", decoding: dict = None):
+         n_train: int, gpu_id: int = -1, dtype: str = "auto", decoding: dict = None,
+         template: str = "ner.v1", start: str = SHIPPED):
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     vocab = spacy.blank("en").vocab
     source, test, train, labels = load_data(data, vocab)
     # the default start, named so that a misfit is an error
-    nlp = make_nlp(labels, SHIPPED, decoding, dtype=dtype)
+    nlp = make_nlp(labels, start, decoding, dtype=dtype, template=template)
     pipe = nlp.get_pipe("cllmfs_ner")
     texts = [doc.text for doc in test[:n_docs]]
     prompter, _ = pipe._ready()
@@ -257,6 +272,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     naive_s, naive_docs = timed(lambda: list(nlp.pipe(subset, batch_size=1)))
     pipe.decoding = fast
     print(f"naive: {naive_s:.1f} s against {fast_s:.1f} s", flush=True)
+    per_type_s = naive_per_type_s(labels, subset, dtype) if pipe.template.joint else None
 
     n_shots, icl_dps, icl_pipe_dps = icl_docs_per_s(nlp, labels, train, texts[:n_icl])
     print(f"spacy-llm ICL: {icl_dps:.3f} docs/s against {icl_pipe_dps:.3f}", flush=True)
@@ -270,7 +286,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         cold_s, warm_s = load_times(pipeline or Path(tmp))
     del nlp, pipe
 
-    blank = make_nlp(labels, "blank", decoding, dtype=dtype)
+    blank = make_nlp(labels, "blank", decoding, dtype=dtype, template=template)
     blank_s, _, blank_positions = run_pipeline(blank, texts)
     print(f"blank adapter: {blank_s:.1f} s", flush=True)
     blank_lm = blank.get_pipe("cllmfs_ner").language_model
@@ -281,7 +297,8 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
                    + (f" ({torch.cuda.get_device_name(blank_lm.device)})" if cuda else ""),
         "model": blank_lm.base_model.name,
         "dtype": str(next(blank_lm.lm.parameters()).dtype),
-        "adapters": {"pipeline": SHIPPED, "blank": "blank"},
+        "template": template,
+        "adapters": {"pipeline": start, "blank": "blank"},
         "decoding": dataclasses.asdict(fast),
         "texts": source,
         "docs": len(texts),
@@ -298,6 +315,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         "naive_tokens_per_s": subset_tokens / naive_s,
         "pipeline_tokens_per_s_on_naive_docs": subset_tokens / fast_s,
         "naive_predictions_identical": spans(fast_docs) == spans(naive_docs),
+        "naive_per_type_tokens_per_s": subset_tokens / per_type_s if per_type_s else None,
         "icl_docs": min(n_icl, len(texts)),
         "icl_shots": n_shots,
         "icl_docs_per_s": icl_dps,
@@ -305,6 +323,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         "pipeline_over_limit": limit_s / pipe_s,
         "blank_over_limit": limit_s / blank_s,
         "pipeline_over_naive": naive_s / fast_s,
+        "pipeline_over_naive_per_type": per_type_s / fast_s if per_type_s else None,
         "pipeline_over_icl": icl_pipe_dps / icl_dps,
         "peak_rss_mb": peak_rss_mb,
         "peak_gpu_allocated_mb": peak_gpu_mb,
@@ -340,6 +359,9 @@ if __name__ == "__main__":
                         help="the base model's dtype: auto (bfloat16 on CUDA), float32, ...")
     parser.add_argument("--decoding", type=json.loads, default=None,
                         help="[decoding] settings to change, as JSON")
+    parser.add_argument("--template", default="ner.v1")
+    parser.add_argument("--start", default=SHIPPED,
+                        help="the adapter to start from: a shipped adapter's name or a folder")
     args = parser.parse_args()
     main(args.output, args.data, args.pipeline, args.docs, args.naive_docs, args.icl_docs,
-         args.train_steps, args.gpu_id, args.dtype, args.decoding)
+         args.train_steps, args.gpu_id, args.dtype, args.decoding, args.template, args.start)
