@@ -7,6 +7,8 @@ A prompt is prefix + text + question(type) (the templates put the text before th
 - the ids that every type's question begins with (ner.v1: "\n\n### Type:") are read once per
   document, right after its text, and only the rest of each question once per type;
 - each type's question is read after every text in one pass per type (no question padding);
+  a single question (a joint template's, or one type's) is read in the text pass itself, so
+  its rows are the documents' own caches, with no copy;
 - all (document, type) rows then decode together, greedily under the SpanConstraint, and rows
   that finish leave the batch, so late steps run only on the rows still writing;
 - every forward pass asks for the logits of the last position only;
@@ -146,11 +148,19 @@ class CachedDecoder:
         if not docs or not keys:
             return found
         questions = [self.prompter.questions[key].ids for key in keys]
-        head = shared_head(questions)
-        cache, mask, text_len = self._read_texts([texts[i] for i in docs], questions[0][:head])
-        logits, mask, next_pos, cache = self._read_questions(
-            cache, mask, text_len, [q[head:] for q in questions]
-        )
+        if len(questions) == 1:
+            # One question (a joint template, or one type): read it with the texts, in the
+            # same pass, whose last logits start the answers; no question pass, no copies.
+            (question,) = questions
+            cache, mask, read, logits = self._read_texts([texts[i] for i in docs], question)
+            next_pos = len(self.prompter.prefix_ids) + read
+        else:
+            head = shared_head(questions)
+            cache, mask, read, _ = self._read_texts([texts[i] for i in docs],
+                                                    questions[0][:head])
+            logits, mask, next_pos, cache = self._read_questions(
+                cache, mask, read, [q[head:] for q in questions]
+            )
         rows = [(doc, key) for doc in docs for key in keys]  # row = doc * n_keys + key
         self.stats.documents += len(docs)
         self.stats.rows += len(rows)
@@ -166,7 +176,8 @@ class CachedDecoder:
 
     def _read_texts(self, texts: Sequence[EncodedText], head: Sequence[int] = ()):
         """The prefix (cached) and each text followed by `head` (the questions' shared
-        beginning), once per document."""
+        beginning, or the one question), once per document: (cache, mask, the real positions
+        read per document after the prefix, the logits of each document's last position)."""
         device = self.lm.device
         prefix_len = len(self.prompter.prefix_ids)
         head = tuple(head)
@@ -176,14 +187,15 @@ class CachedDecoder:
         cache = self.prefix.expand(len(texts))
         mask = torch.cat([text_mask.new_ones(len(texts), prefix_len), text_mask], dim=1)
         positions = prefix_len + (text_mask.cumsum(1) - 1).clamp(min=0)
-        forward(self.lm, text_ids, mask, positions, cache)
+        logits = forward(self.lm, text_ids, mask, positions, cache)
         real = int(text_mask.sum())
         self.stats.text += real - len(texts) * len(head)
         self.stats.questions += len(texts) * len(head)
         self.stats.padding += text_mask.numel() - real
-        return cache, mask, text_mask.sum(1)
+        return cache, mask, text_mask.sum(1), logits
 
     def _read_questions(self, cache, mask, text_len, questions: Sequence[Sequence[int]]):
+        # text_len: the positions each document has read after the prefix (text and head)
         """Every type's question (its ids after the shared head) after every text: one row per
         (document, type), in the order of `questions`.
 
