@@ -222,3 +222,15 @@ def test_rows_stopped_by_the_token_budget_are_counted(trained_joint_nlp):
         assert decoder.stats.cut_off == 2 and cut == [[], []]
     finally:
         pipe.decoding = saved
+
+
+def test_one_type_reads_its_question_with_the_text(trained_nlp):
+    """A per-type pipeline with one label takes the single-question path (the question read
+    in the text pass): the same predictions as plain generate."""
+    nlp = copy.deepcopy(trained_nlp)
+    pipe = nlp.get_pipe("cllmfs_ner")
+    pipe._set_labels({"PERSON": pipe.label_descriptions["PERSON"]})
+    plain = predictions(nlp, False, 16, 16)
+    fast = predictions(nlp, True, 4, 3)
+    assert any(plain) and {e[2] for doc in plain for e in doc} == {"PERSON"}
+    assert_same(fast, plain)
