@@ -195,9 +195,9 @@ class CachedDecoder:
         return cache, mask, text_mask.sum(1), logits
 
     def _read_questions(self, cache, mask, text_len, questions: Sequence[Sequence[int]]):
-        # text_len: the positions each document has read after the prefix (text and head)
         """Every type's question (its ids after the shared head) after every text: one row per
-        (document, type), in the order of `questions`.
+        (document, type), in the order of `questions`. text_len: the positions each document
+        has read after the prefix (its text and the shared head).
 
         Each type's question is read in its own pass over the documents, so no question is
         padded to the longest; the passes' caches are then laid side by side, each question

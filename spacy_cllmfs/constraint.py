@@ -6,11 +6,11 @@ those ids go into a trie. The openings a row may write go into a second, small t
 opening for a row that asks about one type, one per type (its name in it) for the joint
 question of a joint template, whose leaves say which type the entity is. While the model
 generates, a transformers `LogitsProcessor` follows each sequence through a small state machine
-(outside an entity, in an opening, in the span trie) and masks every token that would leave it. Putting the closing delimiter in the trie
-keeps the grammar unambiguous for tokenizers whose delimiter shares tokens with the text. The
-end of the response is always allowed, and `max_new_tokens` bounds every generation; an entity
-cut off by either is not written. The processor records which trie leaf each entity reached, so
-the output is never parsed as text.
+(outside an entity, in an opening, in the span trie) and masks every token that would leave
+it. Putting the closing delimiter in the trie keeps the grammar unambiguous for tokenizers
+whose delimiter shares tokens with the text. The end of the response is always allowed, and
+`max_new_tokens` bounds every generation; an entity cut off by either is not written. The
+processor records which trie leaf each entity reached, so the output is never parsed as text.
 
 Repeated mentions: the k-th time a sequence generates a given string, it is the k-th occurrence
 of that string in the document, left to right; a string can close at most as many times as the
@@ -40,9 +40,8 @@ class Entity(NamedTuple):
     end: int
     # the probability that the model writes this entity: of opening an entity rather than
     # ending the answer at that point (its first token against all allowed choices) times the
-    # geometric mean
-    # probability of the entity's tokens and closing delimiter, under the unconstrained
-    # distribution
+    # geometric mean probability of the entity's tokens and closing delimiter, under the
+    # unconstrained distribution
     score: float
 
 

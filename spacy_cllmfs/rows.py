@@ -3,8 +3,8 @@ joint template, one per example asking about all of its types at once.
 
 The response lists the type's gold entities (a joint row's: every asked type's, each under its
 type's name) in the order they appear, each written as the constrained decoder would write it;
-a sentence with no entity of a type trains the empty response. Overlapping gold spans of one type are kept as spaCy stores them (doc.ents never
-overlap).
+a sentence with no entity of a type trains the empty response. Overlapping gold spans of one
+type are kept as spaCy stores them (doc.ents never overlap).
 
 Which types a sentence is asked about: by default the component's labels, all of them. A doc
 can name its own types in `doc.user_data["cllmfs_types"]` ({label: {"description": str,
