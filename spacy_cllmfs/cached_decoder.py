@@ -112,7 +112,7 @@ class CachedDecoder:
     ) -> List[List[Entity]]:
         """The entities of every type in every document, in the documents' order."""
         found: List[List[Entity]] = [[] for _ in texts]
-        keys = self.prompter.keys(labels) if labels else ()  # one row per key and document
+        keys = self.prompter.keys(labels)  # one row per key and document
         for batch in self._batches(texts, len(keys)):
             entities = self._decode_batch(
                 [texts[i] for i in batch], [indexes[i] for i in batch], keys

@@ -120,7 +120,7 @@ class PlainDecoder:
 
     def decode(self, texts, indexes, labels) -> List[List[Entity]]:
         found: List[List[Entity]] = [[] for _ in texts]
-        keys = self.prompter.keys(labels) if labels else ()
+        keys = self.prompter.keys(labels)
         rows = [(i, key) for i in range(len(texts)) for key in keys]
         for chunk in minibatch(rows, self.settings.batch_size):
             prompts = [self.prompter.prompt_ids(texts[i], label) for i, label in chunk]

@@ -139,7 +139,9 @@ class Prompter:
 
     def keys(self, labels: Sequence[str]) -> Tuple[str, ...]:
         """The row keys that ask about `labels`: the labels themselves, one row each, or the
-        one joint question (ALL_TYPES) of a joint template."""
+        one joint question (ALL_TYPES) of a joint template; none without labels."""
+        if not labels:
+            return ()
         return (ALL_TYPES,) if self.template.joint else tuple(labels)
 
     def open_for(self, name: str) -> Tuple[int, ...]:

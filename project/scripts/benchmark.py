@@ -230,13 +230,24 @@ def icl_docs_per_s(nlp, labels, train, texts):
     return len(indices), len(texts) / seconds, len(texts) / fast_s
 
 
+def naive(nlp, texts):
+    """(seconds, docs) of the naive loop on `texts`: one full prompt per row of the pipeline's
+    template, batch size 1, plain `generate` (the pipeline's decoding is restored after)."""
+    pipe = nlp.get_pipe("cllmfs_ner")
+    fast = pipe.decoding
+    pipe.decoding = dataclasses.replace(fast, reuse_cache=False, batch_size=1)
+    try:
+        return timed(lambda: list(nlp.pipe(texts, batch_size=1)))
+    finally:
+        pipe.decoding = fast
+
+
 def naive_per_type_s(labels, texts, dtype: str) -> float:
     """Seconds of the issue's naive loop on `texts`: ner.v1 with its shipped adapter, one full
     prompt per (document, type), batch size 1, plain `generate`."""
-    nlp = make_nlp(labels, SHIPPED, {"reuse_cache": False, "batch_size": 1}, dtype=dtype)
+    nlp = make_nlp(labels, SHIPPED, dtype=dtype)
     list(nlp.pipe(texts[:1]))  # loads the model
-    seconds, _ = timed(lambda: list(nlp.pipe(texts, batch_size=1)))
-    return seconds
+    return naive(nlp, texts)[0]
 
 
 def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_icl: int,
@@ -267,10 +278,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     subset = texts[:n_naive]
     subset_tokens = sum(len(t) for t in doc_tokens[:n_naive])
     fast_s, fast_docs = timed(lambda: list(nlp.pipe(subset, batch_size=1000)))
-    fast = pipe.decoding
-    pipe.decoding = dataclasses.replace(fast, reuse_cache=False, batch_size=1)
-    naive_s, naive_docs = timed(lambda: list(nlp.pipe(subset, batch_size=1)))
-    pipe.decoding = fast
+    naive_s, naive_docs = naive(nlp, subset)
     print(f"naive: {naive_s:.1f} s against {fast_s:.1f} s", flush=True)
     per_type_s = naive_per_type_s(labels, subset, dtype) if pipe.template.joint else None
 
@@ -284,6 +292,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         if pipeline is None:
             nlp.to_disk(tmp)
         cold_s, warm_s = load_times(pipeline or Path(tmp))
+    decoding_settings = pipe.decoding
     del nlp, pipe
 
     blank = make_nlp(labels, "blank", decoding, dtype=dtype, template=template)
@@ -299,7 +308,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
         "dtype": str(next(blank_lm.lm.parameters()).dtype),
         "template": template,
         "adapters": {"pipeline": start, "blank": "blank"},
-        "decoding": dataclasses.asdict(fast),
+        "decoding": dataclasses.asdict(decoding_settings),
         "texts": source,
         "docs": len(texts),
         "doc_tokens": n_tokens,
