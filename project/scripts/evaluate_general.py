@@ -1,11 +1,14 @@
 """Score a general adapter zero-shot: no training on the target, labels with descriptions.
 
 Tasks (each a strict seqeval F1 and the documents per second of nlp.pipe):
-  source  the held-out split of each source corpus, with that corpus's types
-          (configs/source_types.json)
+  source  each source corpus's held-out sentences, with that corpus's types
+          (configs/source_types.json): --split dev takes one half of them, --split test the
+          other half (a fixed permutation, random.Random(0)), so that dev and test never share
+          a sentence
   wnut17  WNUT-17 (its dev or test split; a fixed subset as in the compare workflow), with each
           compare seed's 3 types and with all 6 (configs/wnut17_types.json)
-  news    the bundled news sample's test split, PERSON / ORG / LOC (configs/news_types.json)
+  news    the bundled news sample's dev or test split, PERSON / ORG / LOC
+          (configs/news_types.json)
 
 Usage: python scripts/evaluate_general.py START OUTPUT.json [--template ner.v2]
          [--tasks source wnut17 news] [--split dev] [--limit 500] [--source-limit 300]
@@ -14,6 +17,7 @@ or a saved pipeline (a folder with config.cfg, e.g. training/source/model-last),
 template and base model are used.
 """
 import argparse
+import random
 import time
 from pathlib import Path
 
@@ -31,6 +35,14 @@ HERE = Path(__file__).resolve().parent.parent
 
 def subset(docs, limit):
     return [docs[i] for i in test_subset(docs, limit)]
+
+
+def heldout_half(docs, split: str):
+    """The dev or the test half of a source corpus's held-out sentences, in corpus order: the
+    two halves of a fixed permutation (random.Random(0)), disjoint."""
+    order = random.Random(0).sample(range(len(docs)), len(docs))
+    half = order[: len(docs) // 2] if split == "dev" else order[len(docs) // 2:]
+    return [docs[i] for i in sorted(half)]
 
 
 def component_config(start: str, template: str) -> dict:
@@ -81,7 +93,8 @@ def main(args) -> dict:
                 continue
             labels = {t: described[folder.name][t]["description"]
                       for t in srsly.read_json(folder / "types.json")}
-            gold = subset(read_docs(folder / "heldout.spacy", vocab), args.source_limit)
+            heldout = read_docs(folder / "heldout.spacy", vocab)
+            gold = subset(heldout_half(heldout, args.split), args.source_limit)
             record(f"source/{folder.name}", lambda: run(args.start, args.template, labels, gold))
     if "wnut17" in args.tasks:
         described = srsly.read_json(HERE / "configs" / "wnut17_types.json")
@@ -96,7 +109,7 @@ def main(args) -> dict:
     if "news" in args.tasks:
         labels = srsly.read_json(HERE / "configs" / "news_types.json")
         labels.pop("_about")
-        gold = read_docs(args.news / "test.spacy", vocab)
+        gold = read_docs(args.news / f"{args.split}.spacy", vocab)
         record("news", lambda: run(args.start, args.template, labels, gold))
     return results
 
