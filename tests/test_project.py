@@ -280,7 +280,8 @@ def test_the_source_workflow_trains_scores_and_writes_a_card(source_project):
     assert all(r["loss"] > 0 and 0 <= r["answer_rate"] <= 1 and r["rows"] > 0 for r in updates)
     scores = srsly.read_json(root / "metrics" / "source" / "scores.json")
     assert {"source/wikigold", "source/sec", "source/anem", "source/uner", "news"} <= set(scores)
-    assert scores["source/wikigold"]["docs"] == 2  # every 5th of 10 documents is held out
+    # every 5th of 10 documents is held out, and --split test scores one half of those 2
+    assert scores["source/wikigold"]["docs"] == 1
     assert scores["source/anem"]["labels"] == {"Cell": "cells and cell types, such as "
                                                "lymphocytes or neurons",
                                                "Organ": "organs, such as the liver, heart or lung"}
@@ -290,6 +291,17 @@ def test_the_source_workflow_trains_scores_and_writes_a_card(source_project):
     assert card["data"]["wikigold"]["train"] == 8 and "CC-BY 4.0" in card["data"]["wikigold"]["licence"]
     assert (root / "metrics" / "source" / "loss.png").stat().st_size > 1000
     assert "| source/sec |" in (root / "metrics" / "source" / "card.md").read_text()
+
+
+def test_evaluate_general_keeps_the_dev_and_test_halves_of_a_heldout_split_apart():
+    evaluate_general = load_script("evaluate_general")
+    for n in (1, 2, 7, 140):
+        docs = [f"sentence {i}" for i in range(n)]
+        dev, test = (evaluate_general.heldout_half(docs, split) for split in ("dev", "test"))
+        assert not set(dev) & set(test) and sorted(dev + test) == sorted(docs)
+        assert len(dev) == n // 2 and dev == sorted(dev, key=docs.index)  # in corpus order
+        assert test == sorted(test, key=docs.index)
+    assert evaluate_general.heldout_half(docs, "dev") == dev  # the same halves every time
 
 
 def test_compare_rehearses_source_sentences_with_their_own_types(compared, source_project, tmp_path):
