@@ -31,7 +31,12 @@ class DecoderSettings:
     into the base weights (LanguageModel.merge: float32 only; the same function up to
     rounding, one matrix product per projection instead of three). answer_threshold: a row
     opens an entity where the model's probability of opening one, against ending the answer,
-    is at least this (0.5: plain greedy; lower: more entities; SpanConstraint)."""
+    is at least this (0.5: plain greedy; lower: more entities; SpanConstraint).
+    window_tokens: the most model tokens of text one prompt reads (windows.py): a longer
+    document is read in windows of whole sentences packed up to this length (or, without
+    sentence boundaries, overlapping token windows), about the length of the sentences the
+    adapters were trained on, so that each answer stays as short as in training; 0: windows
+    only where the model's context ends."""
 
     max_new_tokens: int = 64
     max_span_tokens: int = 8
@@ -41,12 +46,20 @@ class DecoderSettings:
     cache_mb: float = 0.0
     merge_adapter: bool = False
     answer_threshold: float = 0.5
+    window_tokens: int = 64
 
     def __post_init__(self):
         for key in ("max_new_tokens", "max_span_tokens", "batch_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"decoding.{key} must be an integer >= 1, got {value!r}.")
+        if isinstance(self.window_tokens, bool) or not isinstance(self.window_tokens, int) \
+                or (self.window_tokens != 0 and self.window_tokens < 4 * self.max_span_tokens):
+            raise ValueError(
+                f"decoding.window_tokens must be 0 (no limit but the model's context) or at "
+                f"least 4 x max_span_tokens ({4 * self.max_span_tokens}), so that a window "
+                f"holds every entity whole, got {self.window_tokens!r}."
+            )
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"decoding.threshold must be from 0 to 1, got {self.threshold!r}.")
         if isinstance(self.answer_threshold, bool) \
@@ -89,13 +102,15 @@ def decoding_v2(
     cache_mb: float = 300.0,
     merge_adapter: bool = True,
     answer_threshold: float = 0.5,
+    window_tokens: int = 64,
 ) -> DecoderSettings:
     """[components.cllmfs_ner.decoding]: as v1, but a batch's rows are bounded by the memory
     of their key/value caches (`cache_mb`), `batch_size` rows at most, and a float32 model
-    decodes with the adapter merged into its weights (`merge_adapter`)."""
+    decodes with the adapter merged into its weights (`merge_adapter`), and a long document
+    is read in windows of about a training sentence's length (`window_tokens`)."""
     return DecoderSettings(
         max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold, cache_mb,
-        merge_adapter, answer_threshold,
+        merge_adapter, answer_threshold, window_tokens,
     )
 
 

@@ -6,6 +6,7 @@ spaCy's component API; the work is done by the modules it calls: the model's lif
 (language_model.py), prompts (prompts.py), windows (windows.py), decoding (decoders.py,
 constraint.py), training rows (rows.py) and the loss (loss.py).
 """
+import logging
 import os
 import shutil
 import warnings
@@ -58,6 +59,8 @@ scorer = {"@scorers":"spacy.ner_scorer.v1"}
 @misc = "spacy_cllmfs.Rows.v1"
 """
 DEFAULT_CONFIG = Config().from_str(DEFAULT_CONFIG_STR)
+
+logger = logging.getLogger("spacy_cllmfs")
 
 # nlp.pipe(n_process=N) forks workers. A forked child that inherits torch's OpenMP thread pool
 # can hang on its first parallel op; one intra-op thread per worker avoids that (PyTorch's
@@ -179,7 +182,17 @@ class CLLMFSNer(TrainablePipe):
             self._forget_prefix()  # computed with the unmerged weights
         units = windows.units(docs, prompter, self.language_model.context, settings)
         indexes = [build_span_index(u.part, prompter, settings.max_span_tokens) for u in units]
+        stats = getattr(decoder, "stats", None)  # the cached decoder counts cut answers
+        cut_before = stats.cut_off if stats is not None else 0
         found = decoder.decode([u.encoded for u in units], indexes, self.labels)
+        cut = stats.cut_off - cut_before if stats is not None else 0
+        if cut:
+            logger.warning(
+                "%s: %d of the batch's answers reached decoding.max_new_tokens (%d) before "
+                "closing; the entity each was writing is not set. Lower "
+                "decoding.window_tokens (%d) or raise max_new_tokens.",
+                self.name, cut, settings.max_new_tokens, settings.window_tokens,
+            )
         merged = windows.merge(units, found, len(docs))
         if settings.threshold > 0:
             merged = [[e for e in ents if e.score >= settings.threshold] for ents in merged]

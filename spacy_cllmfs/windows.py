@@ -1,8 +1,11 @@
-"""Documents longer than the model's context: split into windows, then map entities back.
+"""Documents longer than a window: split into windows, then map entities back.
 
-A window's text may use the model's context (`max_position_embeddings`) minus the prompt
-around it (the prefix, the longest question) and `max_new_tokens`. A document that fits is
-one window. Otherwise, with sentence boundaries (a sentencizer or parser before this
+The adapters learn from single sentences, whose answers are short; asked about a whole page at
+once, a model writes a few entities and stops, or runs into `max_new_tokens`. So a window's
+text holds at most `decoding.window_tokens` model tokens (about a training sentence or two),
+and never more than the model's context (`max_position_embeddings`) leaves once the prompt
+around it (the prefix, the longest question) and `max_new_tokens` are counted. A document
+that fits is one window. Otherwise, with sentence boundaries (a sentencizer or parser before this
 component), consecutive sentences are packed into windows; a sentence that is too long on its
 own, or a document without sentence boundaries, is cut into windows of spaCy tokens that
 overlap by `overlap` tokens (the component passes max_span_tokens + 1). An entity the model
@@ -66,22 +69,59 @@ def text_budget(
     return budget
 
 
-def units(docs: Sequence[Doc], prompter: Prompter, context: Optional[int], decoding) -> List[Unit]:
-    """The pieces of the docs that fit the model's context (decoding: DecoderSettings), each
-    encoded for the prompt. Token windows overlap by max_span_tokens + 1 (see above)."""
+def window_budget(context: Optional[int], prompter: Prompter, decoding) -> Optional[int]:
+    """Model tokens of text per window: `decoding.window_tokens` (0: no such limit), within
+    what the model's context leaves for the text (None: no limit at all)."""
     budget = text_budget(context, prompter, decoding.max_new_tokens, decoding.max_span_tokens)
+    window = getattr(decoding, "window_tokens", 0)
+    if window and (budget is None or window < budget):
+        return window
+    return budget
+
+
+def units(docs: Sequence[Doc], prompter: Prompter, context: Optional[int], decoding) -> List[Unit]:
+    """The windows of the docs (decoding: DecoderSettings), each encoded for the prompt.
+
+    With `decoding.window_tokens` set, a document with sentence boundaries is read sentence by
+    sentence, as the adapters were trained (a sentence longer than the window is cut into
+    token windows). A document without them that is longer than a window is read by the
+    sentences spaCy's rule-based sentencizer finds in it (not written to the doc), else in
+    token windows. With window_tokens 0, windows only where the model's context ends,
+    sentences packed up to it. Token windows overlap by max_span_tokens + 1 (see above)."""
+    budget = window_budget(context, prompter, decoding)
+    by_sentence = bool(getattr(decoding, "window_tokens", 0))
     overlap = decoding.max_span_tokens + 1
     found = []
     for i, doc in enumerate(docs):
         encoded = prompter.encode_text(doc.text)
-        if budget is None or encoded.text_end - encoded.text_start <= budget:
+        fits = budget is None or encoded.text_end - encoded.text_start <= budget
+        sentences = sentence_ranges(doc, guess=by_sentence and not fits)
+        if fits and not (by_sentence and sentences and len(sentences) > 1):
             found.append(Unit(i, 0, doc, encoded, False, False))
             continue
         count = token_counter(encoded.offsets)
-        for start, end, cut_left, cut_right in split(doc, budget, count, overlap):
+        for start, end, cut_left, cut_right in split(doc, budget, count, overlap,
+                                                     pack=not by_sentence, sentences=sentences):
             part = doc[start:end]
             found.append(Unit(i, start, part, prompter.encode_text(part.text), cut_left, cut_right))
     return found
+
+
+def sentence_ranges(doc: Doc, guess: bool = False) -> Optional[List[Tuple[int, int]]]:
+    """The document's sentences as token ranges: those marked on it (a sentencizer or parser),
+    else, with `guess`, those spaCy's rule-based Sentencizer would mark (the doc is not
+    changed); None: no sentence boundaries."""
+    if not len(doc):
+        return None
+    if doc.has_annotation("SENT_START"):
+        return [(sent.start, sent.end) for sent in doc.sents]
+    if not guess:
+        return None
+    from spacy.pipeline import Sentencizer
+
+    (starts,) = Sentencizer().predict([doc])
+    bounds = [i for i, start in enumerate(starts) if start or i == 0] + [len(doc)]
+    return list(zip(bounds, bounds[1:]))
 
 
 def merge(pieces: Sequence[Unit], found: Sequence[List[Entity]], n_docs: int) -> List[List[Entity]]:
@@ -103,27 +143,37 @@ def token_counter(offsets: Sequence[Tuple[int, int]]) -> Callable[[int, int], in
     return lambda a, b: bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
 
 
-def split(doc: Doc, budget: int, count: Callable[[int, int], int], overlap: int) -> List[Window]:
+def split(doc: Doc, budget: Optional[int], count: Callable[[int, int], int], overlap: int,
+          pack: bool = True, sentences: Optional[Sequence[Tuple[int, int]]] = None) -> List[Window]:
+    """Token windows [start, end) of `doc` of at most `budget` model tokens (None: no limit).
+    With sentences (token ranges; default: those marked on the doc), windows hold whole
+    sentences: consecutive ones packed together up to the budget (`pack`), or one each; a
+    sentence over the budget is cut into token windows that overlap by `overlap` tokens, as is
+    a document without sentences."""
+    if budget is None:
+        budget = count(0, len(doc.text)) or 1
     if budget < 1:
         raise ValueError(f"The window budget must be at least one model token, got {budget}.")
-    if not len(doc) or count(0, len(doc.text)) <= budget:
+    if sentences is None and len(doc) and doc.has_annotation("SENT_START"):
+        sentences = [(sent.start, sent.end) for sent in doc.sents]
+    if not len(doc) or ((pack or not sentences) and count(0, len(doc.text)) <= budget):
         return [(0, len(doc), False, False)]
-    if not doc.has_annotation("SENT_START"):
+    if not sentences:
         return _token_windows(doc, 0, len(doc), budget, count, overlap)
     windows: List[Window] = []
     current = None
-    for sent in doc.sents:
-        if _size(doc, sent.start, sent.end, count) > budget:
+    for start, end in sentences:
+        if _size(doc, start, end, count) > budget:
             if current:
                 windows.append((*current, False, False))
                 current = None
-            windows.extend(_token_windows(doc, sent.start, sent.end, budget, count, overlap))
-        elif current and _size(doc, current[0], sent.end, count) <= budget:
-            current = (current[0], sent.end)
+            windows.extend(_token_windows(doc, start, end, budget, count, overlap))
+        elif pack and current and _size(doc, current[0], end, count) <= budget:
+            current = (current[0], end)
         else:
             if current:
                 windows.append((*current, False, False))
-            current = (sent.start, sent.end)
+            current = (start, end)
     if current:
         windows.append((*current, False, False))
     return windows

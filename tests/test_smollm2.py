@@ -98,3 +98,23 @@ def test_cached_decoding_equals_plain_generate_on_the_real_model(nlp):
         pipe.decoding = saved
     assert any(fast)  # the shipped adapter on SmolLM2 does answer on these texts
     assert fast == plain
+
+
+@pytest.mark.parametrize("sentencizer", [True, False])
+def test_a_long_document_keeps_the_entities_of_its_sentences(nlp, sentencizer):
+    """60 sentences in one document (with a sentencizer, or none): at least 170 of the 180
+    entities that the sentences give one by one, each at its exact place."""
+    labels = {"PERSON": "names of people", "LOC": "cities, countries, places"}
+    one = spacy.blank("en")
+    if sentencizer:
+        one.add_pipe("sentencizer")
+    one.add_pipe("cllmfs_ner", config={"labels": labels})
+    one.initialize()
+    sentences = [f"Dr. Person{i} Smith flew from City{i} to Paris on day {i}." for i in range(60)]
+    alone = sum(len(doc.ents) for doc in one.pipe(sentences))
+    assert alone == 180
+    doc = one(" ".join(sentences))
+    assert len(doc.ents) >= 170
+    assert sum(e.text == "Paris" for e in doc.ents) >= 55  # repeated mentions too
+    assert all(doc.text[e.start_char : e.end_char] == e.text for e in doc.ents)
+    assert {e.text for e in doc.ents if e.label_ == "PERSON"} >= {"Dr. Person59 Smith"}

@@ -1,4 +1,6 @@
-"""Long documents: windows within the model's context, entities mapped back once."""
+"""Long documents: windows of about a sentence, entities mapped back once."""
+import dataclasses
+import logging
 import re
 
 import pytest
@@ -8,8 +10,10 @@ from hypothesis import strategies as st
 
 from spacy_cllmfs import windows
 from spacy_cllmfs.constraint import Entity
+from spacy_cllmfs.decoders import DecoderSettings
 from spacy_cllmfs.windows import split
 
+from . import util
 from .util import tiny_nlp
 
 NLP = spacy.blank("en")
@@ -143,3 +147,77 @@ def test_long_document_on_the_tiny_model(trained_nlp, tmp_path):
     assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
         (start + k * step, end + k * step, label) for k in range(12) for start, end, label in alone
     ]
+
+
+def sentence_ents(nlp, sentences):
+    """The entities of each sentence run alone, as (start_char, end_char, label) shifted to
+    where the sentence starts in the sentences joined by single spaces."""
+    found, at = [], 0
+    for doc in nlp.pipe(sentences):
+        found += [(e.start_char + at, e.end_char + at, e.label_) for e in doc.ents]
+        at += len(doc.text) + 1
+    return found
+
+
+@pytest.mark.parametrize("sentencizer", [True, False])
+def test_a_document_finds_what_its_sentences_find(trained_nlp, sentencizer):
+    """A document of many sentences is read in windows of a sentence each (marked by a
+    sentencizer, or found by spaCy's rules when nothing marks them): every entity its
+    sentences find alone, at its exact place in the document."""
+    sentences = [text for text, _ in util.TRAIN + util.UNSEEN] * 8
+    alone = sentence_ents(trained_nlp, sentences)
+    assert len(alone) >= 24  # the tiny model finds entities in most sentences
+    text = " ".join(sentences)
+    doc = trained_nlp.make_doc(text)
+    if sentencizer:
+        doc = spacy.blank("en").add_pipe("sentencizer")(doc)
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    assert len(windows.units([doc], pipe._ready()[0], None, pipe.decoding)) == len(sentences)
+    doc = pipe(doc)
+    assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == alone
+    assert all(e.text == text[e.start_char : e.end_char] for e in doc.ents)
+    assert doc.has_annotation("SENT_START") == sentencizer  # the guess is not written
+
+
+def test_window_tokens_zero_reads_a_document_that_fits_whole(trained_nlp):
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    doc = spacy.blank("en").add_pipe("sentencizer")(trained_nlp.make_doc(
+        " ".join(text for text, _ in util.TRAIN)))
+    settings = dataclasses.replace(pipe.decoding, window_tokens=0)
+    assert len(windows.units([doc], pipe._ready()[0], None, settings)) == 1
+    assert len(windows.units([doc], pipe._ready()[0], None, pipe.decoding)) == len(util.TRAIN)
+
+
+def test_unmarked_text_without_sentence_ends_is_read_in_token_windows(trained_nlp):
+    """No sentence boundaries and no sentence-final punctuation: overlapping token windows
+    of at most window_tokens model tokens."""
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    prompter = pipe._ready()[0]
+    doc = trained_nlp.make_doc(" ".join(f"Tim Cook met w{i}" for i in range(40)))
+    settings = dataclasses.replace(pipe.decoding, window_tokens=40, max_span_tokens=4)
+    units = windows.units([doc], prompter, None, settings)
+    assert len(units) > 5
+    assert all(u.encoded.text_end - u.encoded.text_start <= 40 for u in units)
+    assert units[0].cut_right and units[-1].cut_left
+
+
+@pytest.mark.parametrize("value", [-1, 8, 31, 2.5, True])
+def test_window_tokens_is_checked(value):
+    with pytest.raises(ValueError, match="window_tokens"):
+        DecoderSettings(window_tokens=value)  # max_span_tokens 8: at least 32
+    assert DecoderSettings(window_tokens=0).window_tokens == 0
+
+
+def test_answers_cut_at_max_new_tokens_are_counted_and_logged(trained_nlp, caplog):
+    pipe = trained_nlp.get_pipe("cllmfs_ner")
+    default = pipe.decoding
+    pipe.decoding = dataclasses.replace(default, max_new_tokens=2)
+    try:
+        with caplog.at_level(logging.WARNING, logger="spacy_cllmfs"):
+            trained_nlp(util.TRAIN[0][0])
+            cut = pipe._ready()[1].stats.cut_off
+    finally:
+        pipe.decoding = default
+    assert cut > 0
+    assert "reached decoding.max_new_tokens (2)" in caplog.text
+    assert caplog.text.count("reached decoding.max_new_tokens") == 1  # once per batch
