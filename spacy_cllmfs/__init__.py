@@ -6,6 +6,7 @@ from .language_model import LanguageModel, causal_lm_lora
 from .loading import BaseModelSpec, hf_model, smollm2
 from .loss import CLLMFSLoss, cllmfs_loss
 from .pipe import CLLMFSNer, make_cllmfs_ner
+from . import recipe, training_log  # registered config parts  # noqa: F401
 from .testing import tiny_llama
 
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ from .errors import AdapterError
 from .language_model import LanguageModel, causal_lm_lora
 from .loss import CLLMFSLoss
 from .prompts import Labels, Prompter, Template, label_dict
-from .rows import RowSettings, build_rows
+from .rows import TYPES_KEY, RowSettings, build_rows
 
 # The registered functions' signatures hold the defaults of their blocks.
 DEFAULT_CONFIG_STR = """
@@ -301,6 +301,8 @@ class CLLMFSNer(TrainablePipe):
                 {e.label_ for eg in examples for e in eg.reference.ents}
             )))
         self._require_labels()
+        if get_examples is not None:
+            self._warn_unknown_labels(get_examples())
         self.language_model.attach_initial(self.template.name)
 
     # -- serialization ----------------------------------------------------------------------
@@ -353,6 +355,26 @@ class CLLMFSNer(TrainablePipe):
                 f"The component {self.name!r} has no entity labels. Set them in its config, "
                 f"e.g. nlp.add_pipe('cllmfs_ner', config={{'labels': ['PERSON', 'ORG']}}), "
                 f"or initialize it with examples that have entities."
+            )
+
+    def _warn_unknown_labels(self, examples: Iterable[Example]) -> None:
+        """Entities whose label is not among the component's are not trained on: say which.
+        Sentences that carry their own types (rehearsal: rows.TYPES_KEY) are asked about
+        those, so they are not counted."""
+        unknown: Dict[str, int] = {}
+        for eg in examples:
+            if TYPES_KEY in eg.reference.user_data:
+                continue
+            for ent in eg.reference.ents:
+                if ent.label_ not in self.cfg["labels"]:
+                    unknown[ent.label_] = unknown.get(ent.label_, 0) + 1
+        if unknown:
+            found = ", ".join(f"{label!r} ({n})" for label, n in sorted(unknown.items()))
+            warnings.warn(
+                f"{self.name}: the training data has entities of labels that are not among "
+                f"the component's labels {list(self.cfg['labels'])}: {found}. They are "
+                f"trained as no entity. Add them to the labels, or fix their spelling.",
+                UserWarning,
             )
 
     def _set_labels(self, labels: Dict[str, str]) -> None:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-Labels = Union[List[str], Dict[str, str]]  # names, or name -> description
+# names, name -> description, or name -> {"description": ..., ...} (label_dict)
+Labels = Union[List[str], Dict[str, Union[str, Dict[str, object]]]]
 
 # The one question of a joint template asks for every type: its row key (never a label, as
 # labels are non-empty).
@@ -29,16 +30,32 @@ ALL_TYPES = ""
 
 
 def label_dict(labels: Optional[Labels]) -> Dict[str, str]:
-    """Validated name -> description (a missing description is the name)."""
+    """Validated name -> description (a missing description is the name). `labels` is a list
+    of names, a dict name -> description, or name -> {"description": ..., ...} (the form of
+    the project's type files); names starting with "_" (such as "_about") are notes, not
+    labels. A non-empty `labels` with no label left is an error."""
     if not labels:
         return {}
     pairs = list(labels.items()) if isinstance(labels, dict) else [(x, x) for x in labels]
+    kept = []
     for label, description in pairs:
         if not isinstance(label, str) or not label.strip():
             raise ValueError(f"Entity labels must be non-empty strings, got {label!r}.")
+        if label.startswith("_"):
+            continue
+        if isinstance(description, dict):
+            description = description.get("description", label)
+        if description is None:
+            description = label
         if not isinstance(description, str):
-            raise ValueError(f"The description of {label!r} must be a string.")
-    return {label: description or label for label, description in pairs}
+            raise ValueError(f"The description of {label!r} must be a string, got "
+                             f"{description!r}.")
+        kept.append((label, description))
+    if not kept:
+        raise ValueError(
+            f"No usable entity label in {labels!r}: give a list of names or a dict of "
+            f"name -> description; names starting with '_' are ignored.")
+    return {label: description or label for label, description in kept}
 
 
 @dataclass(frozen=True)

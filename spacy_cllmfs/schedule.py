@@ -7,7 +7,9 @@ first `warmup` share of the steps and decays linearly to zero (thinc's warmup_li
     steps = max(min_steps, ceil(epochs x sentences / batch size))
 
 `overrides` turns it into `spacy train` overrides for a config whose learning rate is a
-warmup_linear schedule ([training.optimizer.learn_rate]) and whose batcher has a fixed `size`.
+warmup_linear schedule ([training.optimizer.learn_rate]) and whose batcher has a fixed `size`,
+or, for the packaged recipe (configs/fewshot.cfg, whose blocks count the corpus themselves:
+recipe.py), into the settings of those blocks.
 """
 import math
 from typing import List
@@ -33,6 +35,15 @@ def overrides(config, n_docs: int, epochs: float, warmup: float = 0.1,
     evaluation frequency: by default one evaluation at the end (a few-shot user has no dev
     set to choose a checkpoint with)."""
     training = config["training"]
+    if isinstance(training["max_steps"], dict):
+        # The packaged recipe (recipe.py) counts its corpus itself: pass the settings only.
+        blocks = ("training.max_steps", "training.eval_frequency",
+                  "training.optimizer.learn_rate")
+        found = [item for block in blocks
+                 for item in (f"--{block}.epochs", str(epochs), f"--{block}.min_steps",
+                              str(min_steps))]
+        return found + ["--training.eval_frequency.evaluations", str(evaluations),
+                        "--training.optimizer.learn_rate.warmup", str(warmup)]
     schedule = training["optimizer"].get("learn_rate")
     if not isinstance(schedule, dict) or schedule.get("@schedules") != "warmup_linear.v1":
         raise ValueError(

@@ -86,17 +86,24 @@ def test_the_schedule_scales_with_the_shots():
 def test_schedule_overrides_fit_a_warmup_linear_config():
     from pathlib import Path
 
+    from spacy_cllmfs import configs
     from spacy_cllmfs.schedule import overrides
 
     project = Path(__file__).parents[1] / "project" / "configs"
-    config = spacy.util.load_config(project / "fewshot_cpu.cfg")
+    config = spacy.util.load_config(project / "cllmfs_smoke.cfg")  # batches of 4
     found = overrides(config, n_docs=12, epochs=10, warmup=0.1)
     assert dict(zip(found[::2], found[1::2])) == {
-        "--training.max_steps": "60", "--training.eval_frequency": "60",
-        "--training.optimizer.learn_rate.total_steps": "60",
-        "--training.optimizer.learn_rate.warmup_steps": "6"}
+        "--training.max_steps": "30", "--training.eval_frequency": "30",
+        "--training.optimizer.learn_rate.total_steps": "30",
+        "--training.optimizer.learn_rate.warmup_steps": "3"}
     with pytest.raises(ValueError, match="warmup_linear"):
         overrides(spacy.util.load_config(project / "cllmfs_cpu.cfg"), 12, 10)
+    # the packaged recipe counts its corpus itself: only its settings are passed
+    found = overrides(spacy.util.load_config(configs.path("fewshot")), 12, 5, 0.2, evaluations=4)
+    found = dict(zip(found[::2], found[1::2]))
+    assert found["--training.max_steps.epochs"] == "5"
+    assert found["--training.optimizer.learn_rate.warmup"] == "0.2"
+    assert found["--training.eval_frequency.evaluations"] == "4"
 
 
 def test_evaluations_spread_over_the_steps():

@@ -11,13 +11,14 @@ import pytest
 import spacy
 import srsly
 
+from spacy_cllmfs import configs as shipped_configs
 from spacy_cllmfs.corpus import read_docs
 
 from .util import load_script
 
 PROJECT = Path(__file__).parent.parent / "project"
-COMMANDS = ["sample-data", "convert", "sample", "assemble", "evaluate-untrained", "train",
-            "evaluate"]
+COMMANDS = ["sample-data", "convert", "sample", "assemble", "evaluate-untrained",
+            "train-sampled", "evaluate-sampled"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def project(tmp_path_factory):
     for command in COMMANDS:
         subprocess.run(
             [sys.executable, "-m", "spacy", "project", "run", command, str(root),
-             "--vars.config", "cllmfs_smoke", "--vars.shots", "3", "--vars.seeds", "1 2"],
+             "--vars.config", "configs/cllmfs_smoke.cfg", "--vars.shots", "3", "--vars.seeds", "1 2"],
             check=True,
             capture_output=True,
         )
@@ -88,7 +89,7 @@ def compared(project):
     ner = spacy.util.load_config(project / "configs" / "spacy_ner.cfg")
     ner["training"]["max_steps"], ner["training"]["eval_frequency"] = 20, 10
     ner.to_disk(project / "configs" / "spacy_ner_smoke.cfg")
-    settings = ["--vars.compare_config", "cllmfs_smoke", "--vars.compare_blank_config",
+    settings = ["--vars.compare_config", "configs/cllmfs_smoke.cfg", "--vars.compare_blank_config",
                 "cllmfs_smoke", "--vars.ner_config", "spacy_ner_smoke", "--vars.compare_domain",
                 "news", "--vars.compare_epochs", "1", "--vars.compare_shots", "2 3",
                 "--vars.compare_seeds", "1 2", "--vars.compare_test_limit", "8",
@@ -192,11 +193,11 @@ def test_merge_compare_takes_each_cell_from_the_summary_with_most_seeds(tmp_path
 
 
 def test_compare_decodes_the_untrained_systems_greedily():
-    """The recipe's thresholds (fewshot_cpu.cfg) are for adapters trained on shots: the
+    """The recipe's thresholds (the shipped fewshot.cfg) are for adapters trained on shots: the
     untrained systems are reset to greedy decoding, the trained ones keep them."""
     compare = load_script("compare")
     configs = Path(__file__).resolve().parents[1] / "project" / "configs"
-    args = argparse.Namespace(config=configs / "fewshot_cpu.cfg", variants={})
+    args = argparse.Namespace(config=shipped_configs.path("fewshot"), variants={})
     greedy = ["--components.cllmfs_ner.decoding.answer_threshold", "0.5",
               "--components.cllmfs_ner.decoding.threshold", "0.0"]
     assert compare.overrides_of(args, "general_zero_shot") == greedy
@@ -340,7 +341,7 @@ def test_train_cost_trains_each_variant_and_scores_it_on_held_out_sentences(sour
     """scripts/train_cost.py: one `spacy train` per variant on the same N-way K-shot set, each
     pipeline scored on the same held-out sentences; `rows.absent_types = 0` asks only the types
     a sentence has, so its updates hold fewer rows than the recipe's (every type)."""
-    config = spacy.util.load_config(PROJECT / "configs" / "fewshot_cpu.cfg")
+    config = spacy.util.load_config(shipped_configs.path("fewshot"))
     model = config["components"]["cllmfs_ner"]["model"]
     model["start"] = "blank"
     model["base_model"] = {"@misc": "spacy_cllmfs.TinyLlama.v1"}

@@ -2,7 +2,7 @@
 (PNG) and the zero-shot scores, as card.md and loss.png in OUT_DIR, and cllmfs.json (what the
 package reads: the template, the base model, the data and its licences) into the adapter folder.
 
-The training log is either spacy train's (scripts/training_log.py: losses summed since the last
+The training log is either spacy train's (spacy_cllmfs/training_log.py: losses summed since the last
 evaluation) or scripts/train_rows.py's (train_log.jsonl and summary.json: a loss every N steps).
 
 Usage: python scripts/card.py ADAPTER_DIR OUT_DIR --log LOG.jsonl --scores SCORES.json

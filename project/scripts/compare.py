@@ -56,7 +56,7 @@ import srsly
 from spacy.tokens import DocBin
 
 from card import curve  # scripts/card.py: the loss per update from a training log
-from spacy_cllmfs import schedule
+from spacy_cllmfs import configs, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.rows import TYPES_KEY
@@ -64,7 +64,6 @@ from spacy_cllmfs.scoring import aggregate, strict_scores, unannotated
 
 SYSTEMS = ("cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
            "spacy_ner", "spacy_llm_icl", "zero_shot")
-TRAINING_LOG = Path(__file__).parent / "training_log.py"
 # Trained with CONFIG and the scaled schedule, with these overrides.
 ABLATIONS = {
     "cllmfs": [],
@@ -225,14 +224,23 @@ def run_unit(args, k: int, seed: int, threads: int):
         return ["--paths.train", train_path, "--paths.dev", dev, "--system.seed", seed]
 
     rehearsal = rehearsal_docs(args, vocab, seed)
-    scheduled_train = shots_path
-    if rehearsal:
-        scheduled_train = work / f"shots_rehearsal{len(rehearsal)}.spacy"
-        DocBin(docs=shots + rehearsal, store_user_data=True).to_disk(scheduled_train)
     evaluations = 4 if args.dev else 1  # checkpoints chosen on dev: evaluate a few times
     config = spacy.util.load_config(args.config)
-    planned = schedule.overrides(config, len(indices) + len(rehearsal), args.epochs, args.warmup,
-                                 evaluations=evaluations)
+    scheduled_train = shots_path
+    if isinstance(config["training"]["max_steps"], dict):
+        # The packaged recipe (spacy_cllmfs.recipe): its corpus reader mixes in the same
+        # rehearsal sentences (random.Random(seed) over the same file, after the shots) and
+        # its schedule counts them; only the settings are passed.
+        corpus = str(args.rehearsal_corpus) if rehearsal else "null"
+        planned = ["--paths.rehearsal", corpus, "--corpora.train.rehearsal", str(len(rehearsal))]
+    elif rehearsal:
+        scheduled_train = work / f"shots_rehearsal{len(rehearsal)}.spacy"
+        DocBin(docs=shots + rehearsal, store_user_data=True).to_disk(scheduled_train)
+        planned = []
+    else:
+        planned = []
+    planned += schedule.overrides(config, len(indices) + len(rehearsal), args.epochs,
+                                  args.warmup, evaluations=evaluations)
     variants = {**{name: ABLATIONS[name] for name in ABLATIONS if name in args.systems},
                 **args.variants}
     written = []
@@ -256,7 +264,7 @@ def run_unit(args, k: int, seed: int, threads: int):
         # the per-update log (loss, answer rates), where the config has the JSONL logger
         has_log = "log" in spacy.util.load_config(config_path)["paths"]
         log = ["--paths.log", out / "log.jsonl"] if has_log else []
-        spacy_cli("train", config_path, "--output", out, "--code", TRAINING_LOG,
+        spacy_cli("train", config_path, "--output", out,
                   *common(train_path), "--paths.labels", labels_path, "--gpu-id", args.gpu_id,
                   *log, *overrides, threads=threads)
         stage = "model-best" if args.dev else "model-last"
@@ -474,7 +482,8 @@ def parse_variants(values):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", type=Path, help="the CLLMFS training config")
+    parser.add_argument("config", type=configs.resolve,
+                        help="the CLLMFS training config: a file, or a shipped config's name")
     parser.add_argument("ner_config", type=Path, help="spaCy's ner config")
     parser.add_argument("corpus", type=Path, help="holds train.spacy and test.spacy")
     parser.add_argument("work", type=Path)

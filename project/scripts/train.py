@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from spacy_cllmfs import configs
+
 
 def main(config, corpus, shots_dir, output, domains, seeds, gpu_id, untrained, overrides) -> None:
     for domain in domains:
@@ -35,7 +37,8 @@ def main(config, corpus, shots_dir, output, domains, seeds, gpu_id, untrained, o
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", type=Path)
+    parser.add_argument("config", type=configs.resolve,
+                        help="a config file, or a shipped config's name (fewshot)")
     parser.add_argument("corpus", type=Path)
     parser.add_argument("shots_dir", type=Path)
     parser.add_argument("output", type=Path)

@@ -119,7 +119,6 @@ def main(args) -> None:
     for budget, (variant, extra) in [(b, v) for b in args.pass_tokens for v in args.variants]:
         out = run_dir(work, budget, variant)
         command = [sys.executable, "-m", "spacy", "train", str(args.config), "--output", str(out),
-                   "--code", str(HERE / "scripts" / "training_log.py"),
                    "--paths.train", str(work / "shots.spacy"),
                    "--paths.dev", str(work / "shots.spacy"),
                    "--paths.labels", str(work / "labels.json"), "--paths.log",

@@ -1,6 +1,7 @@
-"""A spaCy training logger (for `spacy train --code scripts/training_log.py`) that writes each
+"""A spaCy training logger (`spacy_cllmfs.JSONLLogger.v1`, found through the package's entry
+points: no `--code` needed) that writes each
 evaluation's step, losses and scores to a JSONL file beside the console table, so that
-scripts/card.py can draw the loss curve, and every update of the cllmfs_ner component (its loss,
+the project's card can draw the loss curve, and every update of the cllmfs_ner component (its loss,
 cross-entropy, InfoNCE and answer rates: the model's share of rows it would open an answer for,
 and the gold share) as {"update": i, ...} lines, so that a collapse to "none" is visible step by
 step. Chain it with the console logger:
@@ -13,19 +14,24 @@ step. Chain it with the console logger:
     progress_bar = false
 
     [training.logger.logger2]
-    @loggers = "cllmfs_project.JSONLLogger.v1"
+    @loggers = "spacy_cllmfs.JSONLLogger.v1"
     path = ${paths.log}
 """
 import json
 import time
 from pathlib import Path
 
+from typing import Optional
+
 from spacy.util import registry
 
 
-@registry.loggers("cllmfs_project.JSONLLogger.v1")
-def jsonl_logger(path: str):
+@registry.loggers("spacy_cllmfs.JSONLLogger.v1")
+def jsonl_logger(path: Optional[str]):
+    """path None: nothing is written (chain it with the console logger all the same)."""
     def setup(nlp, stdout=None, stderr=None):
+        if path is None:
+            return (lambda info: None), (lambda: None)
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         file_ = target.open("w", encoding="utf8")

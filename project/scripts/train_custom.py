@@ -1,0 +1,67 @@
+"""Train the few-shot recipe on your own sentences (the project's `train` command).
+
+Checks the inputs first (the DocBin, the labels file, their labels against each other), then
+runs `python -m spacy train CONFIG` with them; the recipe's config sets the length from the
+number of sentences and mixes in the rehearsal sentences when REHEARSAL exists. Without
+--dev, the training sentences stand in for the dev set (one evaluation, at the end).
+
+Usage: python scripts/train_custom.py CONFIG TRAIN.spacy LABELS.json OUTPUT_DIR
+       [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--gpu-id -1] [overrides]
+Writes OUTPUT_DIR/model-last (and model-best), a pipeline `spacy.load` opens.
+"""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import spacy
+import srsly
+
+from spacy_cllmfs import configs
+from spacy_cllmfs.corpus import read_docs
+from spacy_cllmfs.prompts import label_dict
+
+
+def check(train: str, labels: str, dev: str):
+    if not train or not labels:
+        raise SystemExit(
+            "Give your data: spacy project run train . --vars.train_data PATH.spacy "
+            "--vars.labels LABELS.json [--vars.dev_data PATH.spacy] (convert CoNLL/IOB with "
+            "`python -m spacy convert FILE OUT_DIR -c ner`).")
+    for path in (train, labels, dev):
+        if path and not Path(path).is_file():
+            raise SystemExit(f"No file at {path}.")
+    try:
+        names = label_dict(srsly.read_json(labels))
+    except ValueError as err:
+        raise SystemExit(f"{labels}: {err}")
+    docs = read_docs(train, spacy.blank("en").vocab)
+    if not docs:
+        raise SystemExit(f"{train} holds no sentences.")
+    print(f"{len(docs)} training sentences, {sum(len(d.ents) for d in docs)} entities; "
+          f"labels: {', '.join(names)}")
+
+
+def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides) -> None:
+    check(train, labels, dev)
+    config = configs.resolve(config)
+    command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
+               "--paths.train", train, "--paths.dev", dev or train, "--paths.labels", labels,
+               "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
+               "--gpu-id", str(gpu_id), *overrides]
+    subprocess.run(command, check=True)
+    print(f"Trained: spacy.load({str(output / 'model-last')!r})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="a config file, or a shipped config's name")
+    parser.add_argument("train")
+    parser.add_argument("labels")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--dev", default="")
+    parser.add_argument("--rehearsal", type=Path, default=Path("corpus/source/train.spacy"))
+    parser.add_argument("--gpu-id", type=int, default=-1)
+    args, overrides = parser.parse_known_args()
+    main(args.config, args.train, args.labels, args.output, args.dev, args.rehearsal,
+         args.gpu_id, [o for o in overrides if o != "--"])

@@ -1,0 +1,163 @@
+"""The few-shot recipe as the package ships it: plain `spacy train` on a user's DocBin and
+labels file, with no --code and no hand-computed overrides; the project's `train` command."""
+import json
+import logging
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+import srsly
+from spacy.tokens import DocBin
+
+from spacy_cllmfs import configs, recipe
+from spacy_cllmfs.prompts import label_dict
+from spacy_cllmfs.rows import TYPES_KEY
+
+from . import util
+
+PROJECT = Path(__file__).resolve().parents[1] / "project"
+TINY = ["--components.cllmfs_ner.model.base_model.@misc", "spacy_cllmfs.TinyLlama.v1"]
+
+
+def docbin(path, data, types=None):
+    nlp = spacy.blank("en")
+    db = DocBin(store_user_data=True)
+    for text, ents in data:
+        doc = nlp.make_doc(text)
+        doc.ents = [doc.char_span(s, e, label=label) for s, e, label in ents]
+        if types:
+            doc.user_data[TYPES_KEY] = types
+        db.add(doc)
+    db.to_disk(path)
+    return path
+
+
+@pytest.fixture
+def user_data(tmp_path):
+    """A DocBin and a labels file in the project's type-file form (with an `_about` note)."""
+    labels = {"_about": "written for this test",
+              "PERSON": {"description": "names of people", "names": ["person"]},
+              "ORG": "companies, agencies, institutions"}
+    srsly.write_json(tmp_path / "labels.json", labels)
+    return docbin(tmp_path / "train.spacy", util.TRAIN), tmp_path / "labels.json"
+
+
+def test_labels_files_in_every_documented_form():
+    assert label_dict(["PER", "ORG"]) == {"PER": "PER", "ORG": "ORG"}
+    assert label_dict({"PER": "people", "_about": "a note"}) == {"PER": "people"}
+    assert label_dict({"PER": {"description": "people", "names": ["person"]}}) == {"PER": "people"}
+    with pytest.raises(ValueError, match="No usable entity label"):
+        label_dict({"_about": "only a note"})
+    with pytest.raises(ValueError, match="must be a string"):
+        label_dict({"PER": 3})
+
+
+def test_the_schedule_follows_the_number_of_sentences(tmp_path):
+    path = str(docbin(tmp_path / "t.spacy", util.TRAIN * 10))  # 30 sentences
+    assert recipe.fewshot_steps_for(path, None, 32, epochs=10, batch_size=2) == 150
+    assert recipe.fewshot_steps_for(path, None, 32, epochs=10, batch_size=2, evaluations=1) == 150
+    rehearsal = str(docbin(tmp_path / "r.spacy", util.UNSEEN * 20, {"PERSON": "people"}))
+    assert recipe.fewshot_steps_for(path, rehearsal, 10, epochs=10, batch_size=2) == 200
+    schedule = recipe.fewshot_warmup_linear(0.001, path, None, 0, epochs=10, batch_size=2)
+    rates = [next(schedule) for _ in range(151)]
+    assert rates[0] == 0 and max(rates) == pytest.approx(0.001) and rates[150] == 0
+    assert rates.index(max(rates)) == 15  # warmup: a tenth of the steps
+
+
+def test_rehearsal_mixes_the_sentences_compare_drew(tmp_path, caplog):
+    """The reader adds `rehearsal` source sentences, drawn as compare.py draws them
+    (random.Random(seed) over the file, in corpus order), after the user's own."""
+    pool = [(f"Acme sentence {i} .", [(0, 4, "ORG")]) for i in range(40)]
+    rehearsal = docbin(tmp_path / "r.spacy", pool, {"ORG": "companies"})
+    train = docbin(tmp_path / "t.spacy", util.TRAIN)
+    nlp = spacy.blank("en")
+    read = recipe.fewshot_corpus(str(train), str(rehearsal), rehearsal=5, seed=3)
+    texts = [eg.reference.text for eg in read(nlp)]
+    drawn = sorted(random.Random(3).sample(range(40), 5))
+    assert texts == [t for t, _ in util.TRAIN] + [pool[i][0] for i in drawn]
+    with caplog.at_level(logging.WARNING, logger="spacy_cllmfs"):
+        alone = recipe.fewshot_corpus(str(train), str(tmp_path / "missing.spacy"), 5)
+        assert len(list(alone(nlp))) == 3
+        assert len(list(alone(nlp))) == 3
+    assert caplog.text.count("training on your sentences alone") == 1
+
+
+def test_an_unknown_label_in_the_training_data_is_a_warning_that_names_it():
+    nlp = util.tiny_nlp({"PERSON": "names of people", "COMPANY": "companies"})
+    egs = util.examples(nlp)
+    with pytest.warns(UserWarning, match=r"\['PERSON', 'COMPANY'\]: 'ORG' \(2\)"):
+        nlp.initialize(lambda: egs)
+
+
+def test_plain_spacy_train_on_the_shipped_config(user_data, tmp_path):
+    """No --code, no schedule overrides: the logger, reader and schedule come from the
+    package's entry points. The trained pipeline loads and keeps the labels."""
+    train, labels = user_data
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "spacy", "train", str(configs.path("fewshot")),
+         "--paths.train", str(train), "--paths.dev", str(train), "--paths.labels", str(labels),
+         "--paths.log", str(out / "log.jsonl"), "--output", str(out), *TINY],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "training on your sentences alone" in done.stderr
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    evaluated = [r["step"] for r in records if "step" in r]
+    assert evaluated == [0, 20]  # 3 sentences: the floor of 20 steps, one evaluation at the end
+    assert sum("update" in r for r in records) == 21  # spacy train's steps 0 to 20
+    nlp = spacy.load(out / "model-last")
+    assert nlp.get_pipe("cllmfs_ner").label_descriptions == {
+        "PERSON": "names of people", "ORG": "companies, agencies, institutions"}
+
+
+def test_configs_module_writes_the_shipped_config(tmp_path):
+    subprocess.run([sys.executable, "-m", "spacy_cllmfs.configs", "fewshot",
+                    str(tmp_path / "f.cfg")], check=True)
+    assert (tmp_path / "f.cfg").read_text() == configs.path("fewshot").read_text()
+    with pytest.raises(ValueError, match="ships"):
+        configs.path("nope")
+
+
+@pytest.mark.slow
+def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
+    """`spacy project run train` on a DocBin and labels file the project has never seen, then
+    `evaluate` beside the shipped adapter's zero-shot."""
+    train, labels = user_data
+    config = spacy.util.load_config(configs.path("fewshot"))
+    config["components"]["cllmfs_ner"]["model"]["base_model"] = {"@misc": "spacy_cllmfs.TinyLlama.v1"}
+    config.to_disk(tmp_path / "tiny.cfg")
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("project.yml", "scripts"):
+        source = PROJECT / name
+        (subprocess.run(["cp", "-r", str(source), str(project / name)], check=True))
+    common = ["--vars.train_data", str(train), "--vars.labels", str(labels),
+              "--vars.dev_data", str(train), "--vars.config", str(tmp_path / "tiny.cfg")]
+    for command in ("train", "evaluate"):
+        done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,
+                               str(project), *common], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    assert "shipped adapter zero-shot" in done.stdout
+    nlp = spacy.load(project / "training" / "custom" / "model-last")
+    assert set(nlp.get_pipe("cllmfs_ner").labels) == {"PERSON", "ORG"}
+    result = srsly.read_json(project / "metrics" / "custom.json")
+    assert set(result) >= {"trained", "zero_shot"} and result["sentences"] == 3
+
+
+@pytest.mark.slow
+def test_the_projects_train_command_says_what_is_missing(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("project.yml", "scripts"):
+        subprocess.run(["cp", "-r", str(PROJECT / name), str(project / name)], check=True)
+    srsly.write_json(tmp_path / "empty.json", {"_about": "no labels"})
+    docbin(tmp_path / "t.spacy", util.TRAIN)
+    for args, message in (([], "Give your data"),
+                          (["--vars.train_data", str(tmp_path / "t.spacy"), "--vars.labels",
+                            str(tmp_path / "empty.json")], "No usable entity label")):
+        done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "train",
+                               str(project), *args], capture_output=True, text=True)
+        assert done.returncode != 0 and message in done.stdout + done.stderr
