@@ -124,3 +124,79 @@ def test_the_project_lists_re3d_per_document_at_the_pinned_commit():
     sources = {a["dest"].split("/")[-2] for a in re3d}
     assert sources == {"Australian_Department_of_Foreign_Affairs", "CENTCOM", "UK_Government",
                        "US_State_Department", "Wikipedia"}  # no BBC, no unclear licence
+
+
+def test_the_source2_formats(tmp_path):
+    """Each source2 format, on lines written for this test: comment and metadata lines
+    dropped, tab-only sentence breaks, <DOCSTART> documents, the combined last column, blank
+    tokens skipped, nested layers flattened to the outermost span."""
+    s2 = tmp_path / "source2"
+    write(s2 / "multiconer2-en/en-train90.conll",
+          "\n# id a1\tdomain=en\nana _ _ B-Artist\nsang _ _ O\n# _ _ O\n\n")
+    write(s2 / "multiconer2-en/en-train10.conll", "# id a2\tdomain=en\nbo _ _ B-Athlete\n\n")
+    write(s2 / "multiconer2-en/en-dev.conll", "# id a3\tdomain=en\ncy _ _ B-Cleric\n\n")
+    write(s2 / "stackoverflow/train.txt",
+          "Question_ID\tO\tQuestion_ID\tO\n:\tO\t:\tO\n42\tO\t42\tO\n\t\n"
+          "use\tO\tuse\tO\nnumpy\tB-Library\tnumpy\tO\n\t\n")
+    write(s2 / "stackoverflow/test.txt", "Java\tB-Language\tJava\tO\n\t\n")
+    write(s2 / "annoctr/train.bio", "<DOCSTART>\tO\tO\tO\tO\tO\tO\n\n"
+          "Banks\tB-SECTOR\tO\tO\tO\tO\tB-SECTOR\nin\tO\tO\tO\tO\tO\tO\nMay\tO\tO\tB-DATE\tO\tO\tB-DATE\n\n")
+    write(s2 / "annoctr/test.bio", "Emotet\tB-MALWARE\tO\tO\tO\tO\tB-MALWARE\n\n")
+    nested = ("Sir\tB-PER\tB-PER\tO\tO\t\nAna\tO\tI-PER\tO\tO\t\nRuiz\tO\tI-PER\tO\tO\t\n"
+              "of\tO\tO\tO\tO\t\nLeeds\tB-GPE\tO\tO\tO\t\n\n")
+    for i in range(5):
+        write(s2 / f"litbank/{i}_novel_brat.tsv", nested)
+    write(s2 / "btc/a.conll", "".join(f"Ana{i}\tB-PER\n\tO\nwaves\tO\n\n" for i in range(5)))
+    for part in "befgh":
+        write(s2 / f"btc/{part}.conll", "")
+    read = convert_source.splits2
+    train, held = read(s2, "multiconer")
+    assert train == [[("ana", "B-Artist"), ("sang", "O"), ("#", "O")], [("bo", "B-Athlete")]]
+    assert held == [[("cy", "B-Cleric")]]
+    train, held = read(s2, "stackoverflow")
+    assert train == [[("use", "O"), ("numpy", "B-Library")]] and held == [[("Java", "B-Language")]]
+    train, _ = read(s2, "annoctr")
+    assert train == [[("Banks", "B-SECTOR"), ("in", "O"), ("May", "B-DATE")]]
+    train, held = read(s2, "litbank")
+    assert len(train) == 4 and len(held) == 1  # every 5th novel held out
+    assert [tag for _, tag in held[0]] == ["B-PER", "I-PER", "I-PER", "O", "B-GPE"]
+    train, held = read(s2, "btc")
+    assert [len(s) for s in train + held] == [2] * 5 and len(held) == 1
+
+
+def test_a_cap_keeps_rare_types():
+    """--cap: at most N sentences, drawn so that the rare type is not drowned."""
+    common = [[("w", "B-A")]] * 95
+    rare = [[("r", "B-R")]] * 5
+    kept = convert_source.balanced(common + rare, cap=20, seed=0)
+    assert len(kept) == 20
+    assert sum(s == [("r", "B-R")] for s in kept) >= 4
+    assert convert_source.balanced(common, cap=0) == common
+
+
+def test_gum_entity_brackets(tmp_path):
+    """GUM's conllu Entity= brackets (lines written for this test): one-token mentions,
+    multi-token ones, nesting flattened to the outermost, and splits.md's dev/test lists."""
+    convert_gum = load_script("convert_gum")
+    assert convert_gum.entity_events("Entity=(1-person-new-x-cf1-1-sgl)") == (
+        [("1", "person", True)], [])
+    assert convert_gum.entity_events("SpaceAfter=No|Entity=(2-place-giv:act-x(3-time-new-x)12)") == (
+        [("2", "place", False), ("3", "time", True)], ["12"])
+    doc = ("# newdoc id = GUM_news_test\n# text = The old cat slept\n"
+           "1\tThe\tthe\tDET\tDT\t_\t3\tdet\t_\tEntity=(1-animal-new-x-cf1-1-sgl\n"
+           "2\told\told\tADJ\tJJ\t_\t3\tamod\t_\t_\n"
+           "3\tcat\tcat\tNOUN\tNN\t_\t4\tnsubj\t_\tEntity=1)\n"
+           "4\tslept\tsleep\tVERB\tVBD\t_\t0\troot\t_\tSpaceAfter=No\n\n"
+           "# text = Paris today\n"
+           "1\tParis\tParis\tPROPN\tNNP\t_\t0\troot\t_\tEntity=(2-place-new-x-cf1-1-sgl(3-place-new-x)\n"
+           "2\ttoday\ttoday\tNOUN\tNN\t_\t1\tobl\t_\tEntity=2)|SpaceAfter=No\n\n")
+    write(tmp_path / "dep/GUM_news_test.conllu", doc)
+    write(tmp_path / "dep/GUM_news_other.conllu", doc.replace("GUM_news_test", "GUM_news_other"))
+    write(tmp_path / "dep/GUM_fiction_skip.conllu", doc)  # not an openly licensed genre
+    write(tmp_path / "splits.md", "## dev\n\n  * GUM_news_test\n\n## test\n\n  * GUM_none\n")
+    assert convert_gum.read_document(tmp_path / "dep/GUM_news_test.conllu") == [
+        [("The", "B-animal"), ("old", "I-animal"), ("cat", "I-animal"), ("slept", "O")],
+        [("Paris", "B-place"), ("today", "I-place")]]
+    counts = convert_gum.main(tmp_path, tmp_path / "out")
+    assert counts == {"train": 2, "dev": 2, "test": 0}
+    assert (tmp_path / "out/dev.conll").read_text().startswith("-DOCSTART-\tO\n\nThe\tB-animal")

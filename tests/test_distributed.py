@@ -9,6 +9,8 @@ import pytest
 
 from .util import TRAIN
 
+pytestmark = pytest.mark.slow  # Ray clusters in subprocesses
+
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 

@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
+from spacy.tokens import DocBin
 
 from spacy_cllmfs import configs as shipped_configs
 from spacy_cllmfs.corpus import read_docs
 
 from .util import load_script
+
+pytestmark = pytest.mark.slow  # the project's workflows, in subprocesses
 
 PROJECT = Path(__file__).parent.parent / "project"
 COMMANDS = ["sample-data", "convert", "sample", "assemble", "evaluate-untrained",
@@ -382,3 +385,31 @@ def test_train_cost_trains_each_variant_and_scores_it_on_held_out_sentences(sour
                           str(tmp_path / "fewshot_tiny.cfg"), "corpus", str(out),
                           "--variant", "x=absent_types=0"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--variant wants NAME" in bad.stderr
+
+
+def test_evaluate_general_scores_what_it_is_asked_unless_resuming(tmp_path, monkeypatch):
+    """A results file already on disk does not stop a run from scoring: only --resume keeps
+    its results (for the same adapter, split and template)."""
+    evaluate_general = load_script("evaluate_general")
+    calls = []
+
+    def fake_run(start, template, labels, gold, batch_size=32):
+        calls.append(len(gold))
+        return {"f1": 0.5, "docs_per_second": 1.0}
+
+    monkeypatch.setattr(evaluate_general, "run", fake_run)
+    news = tmp_path / "news"
+    news.mkdir()
+    nlp = spacy.blank("en")
+    DocBin(docs=[nlp.make_doc("Ana met Bo .")]).to_disk(news / "dev.spacy")
+    out = tmp_path / "scores.json"
+    srsly.write_json(out, {"start": "default", "split": "dev", "template": "ner.v1",
+                           "news": {"f1": 0.99, "docs": 100}})
+    args = argparse.Namespace(start="default", output=out, template="ner.v1", tasks=["news"],
+                              split="dev", news=news, resume=False)
+    assert evaluate_general.main(args)["news"]["f1"] == 0.5 and calls == [1]
+    srsly.write_json(out, {**srsly.read_json(out), "news": {"f1": 0.99}})
+    args.resume = True
+    assert evaluate_general.main(args)["news"]["f1"] == 0.99 and calls == [1]
+    args.template = "ner.v2"  # another run: scored anew even with --resume
+    assert evaluate_general.main(args)["news"]["f1"] == 0.5 and calls == [1, 1]

@@ -42,9 +42,16 @@ def test_odd_texts(trained_nlp, text):
     check(trained_nlp(text), text)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts)
 def test_any_text_gives_valid_entities(trained_nlp, text):
+    check(trained_nlp(text), text)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts)
+def test_any_text_gives_valid_entities_at_length(trained_nlp, text):
     check(trained_nlp(text), text)
 
 

@@ -10,7 +10,7 @@ Tasks (each a strict seqeval F1 and the documents per second of nlp.pipe):
   news    the bundled news sample's dev or test split, PERSON / ORG / LOC
           (configs/news_types.json)
 
-Usage: python scripts/evaluate_general.py START OUTPUT.json [--template ner.v2]
+Usage: python scripts/evaluate_general.py START OUTPUT.json [--template ner.v1] [--resume]
          [--tasks source wnut17 news] [--split dev] [--limit 500] [--source-limit 300]
 START is what the component starts from (model.start): "default", "blank" or an adapter folder;
 or a saved pipeline (a folder with config.cfg, e.g. training/source/model-last), whose adapter,
@@ -75,8 +75,12 @@ def main(args) -> dict:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     results = {"start": args.start, "split": args.split,
                "template": component_config(args.start, args.template)["template"]}
-    if args.output.exists():
-        results = {**srsly.read_json(args.output), **results}
+    if args.resume and args.output.exists():
+        # Adds to (or finishes) a run of the same adapter, split and template; without
+        # --resume everything asked for is scored anew, so a file never keeps stale figures.
+        earlier = srsly.read_json(args.output)
+        if all(earlier.get(key) == value for key, value in results.items()):
+            results = {**earlier, **results}
 
     def record(key, compute):
         if key in results:
@@ -118,7 +122,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("start")
     parser.add_argument("output", type=Path)
-    parser.add_argument("--template", default="ner.v2")
+    parser.add_argument("--template", default="ner.v1")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the results of a run of the same adapter, split and template "
+                             "already in OUTPUT (an interrupted run, or another command's "
+                             "tasks); without it every task is scored anew")
     parser.add_argument("--tasks", nargs="+", default=["source", "wnut17", "news"])
     parser.add_argument("--split", default="dev", choices=["dev", "test"])
     parser.add_argument("--limit", type=int, default=500)

@@ -3,7 +3,7 @@ K-shot set; with --untrained, build the untrained pipeline for the same labels w
 `python -m spacy assemble` instead (the zero-shot baseline).
 
 Usage: python scripts/train.py CONFIG CORPUS_DIR SHOTS_DIR OUTPUT_DIR --domains news
-       --seeds 1 2 [--gpu-id 0] [--untrained] [any spacy config overrides, e.g.
+       --seeds 1 2 [--gpu-id 0] [--require-gpu] [--untrained] [any spacy config overrides, e.g.
        --training.max_steps 20]
 Writes OUTPUT_DIR/<domain>/seed<S>/ (spacy train's model-best and model-last, or with
 --untrained the assembled pipeline itself).
@@ -17,6 +17,7 @@ from spacy_cllmfs import configs
 
 
 def main(config, corpus, shots_dir, output, domains, seeds, gpu_id, untrained, overrides) -> None:
+    print(f"config: {config}", flush=True)
     for domain in domains:
         for seed in seeds:
             shots = shots_dir / domain
@@ -46,7 +47,11 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--untrained", action="store_true")
+    parser.add_argument("--require-gpu", action="store_true",
+                        help="refuse to run on the CPU (the GPU commands)")
     args, overrides = parser.parse_known_args()
+    if args.require_gpu and args.gpu_id < 0:
+        raise SystemExit("This command trains on a GPU: add --vars.gpu_id 0 (the GPU's index).")
     overrides = [o for o in overrides if o != "--"]
     main(args.config, args.corpus, args.shots_dir, args.output, args.domains, args.seeds, args.gpu_id,
          args.untrained, overrides)

@@ -111,8 +111,10 @@ def main(args) -> None:
                                      args.seed, work)
     config = spacy.util.load_config(args.config)
     planned = schedule.overrides(config, n_docs, args.epochs)
+    steps = schedule.fewshot_steps(n_docs, int(config["training"]["batcher"]["size"]),
+                                   args.epochs)
     print(f"{len(labels)} types, {n_docs} sentences ({n_tokens} spaCy tokens); "
-          f"{planned[1]} steps", flush=True)
+          f"{steps} steps", flush=True)
     gold = heldout(args.corpus, args.corpora, args.eval_limit, spacy.blank("en").vocab) \
         if args.eval_limit else []
     runs = []
@@ -154,7 +156,7 @@ def main(args) -> None:
         print(json.dumps(run), flush=True)
     result = {"config": str(args.config), "work_dir": str(work), "eval_limit": args.eval_limit,
               "types": labels, "sentences": n_docs,
-              "spacy_tokens": n_tokens, "steps": int(planned[1]), "threads": args.threads,
+              "spacy_tokens": n_tokens, "steps": steps, "threads": args.threads,
               "runs": runs}
     if len(runs) > 1:
         result["seconds_ratio"] = round(runs[0]["seconds"] / runs[-1]["seconds"], 3)
