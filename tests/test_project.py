@@ -413,3 +413,16 @@ def test_evaluate_general_scores_what_it_is_asked_unless_resuming(tmp_path, monk
     assert evaluate_general.main(args)["news"]["f1"] == 0.99 and calls == [1]
     args.template = "ner.v2"  # another run: scored anew even with --resume
     assert evaluate_general.main(args)["news"]["f1"] == 0.5 and calls == [1, 1]
+
+
+def test_publish_copies_the_current_results_and_files_gpu_runs_apart(tmp_path):
+    publish = load_script("publish")
+    metrics, results = tmp_path / "metrics", tmp_path / "results"
+    (metrics / "gum").mkdir(parents=True)
+    (metrics / "compare.md").write_text("| table |")
+    (metrics / "gum" / "compare.json").write_text("{}")
+    (metrics / "training.log").write_text("not a result")
+    (metrics / "benchmark.json").write_text(json.dumps({"machine": "x86_64, device cuda:0 (H200)"}))
+    assert sorted(publish.main(metrics, results)) == ["compare.md", "gpu/benchmark.json",
+                                                      "gum/compare.json"]
+    assert not (results / "training.log").exists()
