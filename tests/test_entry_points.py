@@ -28,7 +28,8 @@ def test_every_registered_function_has_its_entry_point():
     root = Path(__file__).parent.parent
     declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]
     groups = {"misc": "spacy_misc", "architectures": "spacy_architectures",
-              "losses": "thinc_losses"}
+              "losses": "thinc_losses", "readers": "spacy_readers", "loggers": "spacy_loggers",
+              "schedules": "thinc_schedules"}
     found = 0
     for path in sorted((root / "spacy_cllmfs").glob("*.py")):
         text = path.read_text()
