@@ -126,33 +126,6 @@ def test_bad_types_are_errors(prompter):
         row_settings(absent_types=-1)
 
 
-def test_the_gpu_scripts_docs_give_the_same_rows_as_spacy_docs(tmp_path):
-    """project/scripts/train_rows.py trains from exported docs without spaCy: its stand-in docs
-    must give exactly the rows the component builds from the DocBin."""
-    import gzip
-    import json
-
-    from spacy.tokens import DocBin
-
-    from .util import load_script
-
-    train_rows = load_script("train_rows")
-    docs = [make_doc(["Heart", "cells", "of", "the", "lung"], ["B-Organ", "B-Cell", "O", "O", "B-Organ"]),
-            make_doc(["Nothing", "here"], ["O", "O"])]
-    (tmp_path / "corpus" / "anem").mkdir(parents=True)
-    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "corpus" / "anem" / "train.spacy")
-    train_rows.export(tmp_path / "corpus", tmp_path / "docs.jsonl.gz")
-    with gzip.open(tmp_path / "docs.jsonl.gz", "rt", encoding="utf8") as lines:
-        stand_ins = [train_rows._Doc(json.loads(line)) for line in lines]
-    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v1"), {})
-    settings = RowSettings(absent_types=2, vary_names=True)
-    stored = list(DocBin().from_disk(tmp_path / "corpus" / "anem" / "train.spacy").get_docs(
-        spacy.blank("en").vocab))
-    expected = build_rows(stored, prompter, {}, settings, random.Random(3))
-    assert build_rows(stand_ins, prompter, {}, settings, random.Random(3)) == expected
-    assert any(row.entities for row in expected)
-
-
 def test_a_joint_template_asks_once_per_sentence_and_names_each_entitys_type():
     prompter = Prompter(tiny_tokenizer(), Template.load("ner.v3"), LABELS)
     doc = make_doc(["Tim", "Cook", "of", "Apple", "and", "Ana"],

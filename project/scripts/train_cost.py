@@ -10,7 +10,7 @@ types asked) on N held-out sentences of each corpus (corpus/source/<corpus>/held
 with random.Random(0)), so that a cheaper setting can be checked for the same results;
 --rescore adds those scores to an earlier run's OUTPUT without training again.
 
-Usage: python scripts/train_cost.py configs/fewshot_cpu.cfg corpus/source metrics/train_cost.json
+Usage: python scripts/train_cost.py fewshot corpus/source metrics/train_cost.json
            --corpora anem wikigold --ways 13 --shots 5 --seed 1 --pass-tokens 1024 1000000
        ... --pass-tokens 512 --variant recipe
            --variant absent2=--components.cllmfs_ner.rows.absent_types=2 --eval-limit 50
@@ -30,7 +30,7 @@ from spacy.tokens import DocBin
 
 # scripts/compare.py: the same scoring, subsets and --variant overrides
 from compare import override_args, score, test_subset
-from spacy_cllmfs import schedule
+from spacy_cllmfs import configs, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.rows import TYPES_KEY
@@ -168,7 +168,8 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", type=Path)
+    parser.add_argument("config", type=configs.resolve,
+                        help="a config file, or a shipped config's name (fewshot)")
     parser.add_argument("corpus", type=Path, help="corpus/source, as convert-source writes it")
     parser.add_argument("output", type=Path)
     parser.add_argument("--corpora", nargs="+", default=["anem", "wikigold"])
