@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 import torch
 
-from .generation import PrefixCache, greedy_config, left_pad
+from .generation import PrefixCache, common_prefix_length, greedy_config, left_pad
 from .language_model import LanguageModel
 from .loading import BaseModelSpec
 
@@ -116,9 +116,7 @@ class CLLMFSModel:
         shortest = min(len(r) for r in rows)
         if cached and len(cached) < shortest and all(tuple(r[: len(cached)]) == cached for r in rows):
             return cached
-        common = 0
-        while common < shortest - 1 and all(r[common] == rows[0][common] for r in rows):
-            common += 1
+        common = common_prefix_length(rows, shortest - 1)
         if common == 0:
             return ()
         self.prefix.compute(self.language_model.lm, rows[0][:common])

@@ -26,7 +26,7 @@ import torch
 from transformers import DynamicCache
 
 from .constraint import Entity, SpanConstraint, SpanIndex
-from .generation import PrefixCache, forward, left_pad
+from .generation import PrefixCache, common_prefix_length, forward, left_pad
 from .prompts import EncodedText, Prompter
 
 
@@ -80,10 +80,7 @@ def shared_head(questions: Sequence[Sequence[int]]) -> int:
     type. One question alone shares nothing."""
     if len(questions) < 2:
         return 0
-    n, limit = 0, min(len(q) for q in questions) - 1
-    while n < limit and len({q[n] for q in questions}) == 1:
-        n += 1
-    return n
+    return common_prefix_length(questions, min(len(q) for q in questions) - 1)
 
 
 def _taken(keys: List[torch.Tensor], values: List[torch.Tensor], rows: int):

@@ -40,11 +40,11 @@ class DecoderSettings:
 
     max_new_tokens: int = 64
     max_span_tokens: int = 8
-    batch_size: int = 48
+    batch_size: int = 96
     reuse_cache: bool = True
     threshold: float = 0.0
-    cache_mb: float = 0.0
-    merge_adapter: bool = False
+    cache_mb: float = 300.0
+    merge_adapter: bool = True
     answer_threshold: float = 0.5
     window_tokens: int = 64
 
@@ -79,33 +79,39 @@ class DecoderSettings:
         return decoder(lm, prompter, self)
 
 
+# The defaults are written once, in DecoderSettings; the registered blocks read them.
+_DEFAULT = DecoderSettings()
+
+
 @registry.misc("spacy_cllmfs.Decoding.v1")
 def decoding(
-    max_new_tokens: int = 64,
-    max_span_tokens: int = 8,
+    max_new_tokens: int = _DEFAULT.max_new_tokens,
+    max_span_tokens: int = _DEFAULT.max_span_tokens,
     batch_size: int = 48,
-    reuse_cache: bool = True,
-    threshold: float = 0.0,
+    reuse_cache: bool = _DEFAULT.reuse_cache,
+    threshold: float = _DEFAULT.threshold,
 ) -> DecoderSettings:
     """[components.cllmfs_ner.decoding]: constrained greedy decoding; entities scored below
-    `threshold` are left out. Batches hold `batch_size` rows (pipelines saved with v1 keep it)."""
-    return DecoderSettings(max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold)
+    `threshold` are left out. Batches hold `batch_size` rows, with no memory bound, through
+    the LoRA layers (the project's source and smoke configs use it; v2 is the default)."""
+    return DecoderSettings(max_new_tokens, max_span_tokens, batch_size, reuse_cache, threshold,
+                           cache_mb=0.0, merge_adapter=False)
 
 
 @registry.misc("spacy_cllmfs.Decoding.v2")
 def decoding_v2(
-    max_new_tokens: int = 64,
-    max_span_tokens: int = 8,
-    batch_size: int = 96,
-    reuse_cache: bool = True,
-    threshold: float = 0.0,
-    cache_mb: float = 300.0,
-    merge_adapter: bool = True,
-    answer_threshold: float = 0.5,
-    window_tokens: int = 64,
+    max_new_tokens: int = _DEFAULT.max_new_tokens,
+    max_span_tokens: int = _DEFAULT.max_span_tokens,
+    batch_size: int = _DEFAULT.batch_size,
+    reuse_cache: bool = _DEFAULT.reuse_cache,
+    threshold: float = _DEFAULT.threshold,
+    cache_mb: float = _DEFAULT.cache_mb,
+    merge_adapter: bool = _DEFAULT.merge_adapter,
+    answer_threshold: float = _DEFAULT.answer_threshold,
+    window_tokens: int = _DEFAULT.window_tokens,
 ) -> DecoderSettings:
     """[components.cllmfs_ner.decoding]: as v1, but a batch's rows are bounded by the memory
-    of their key/value caches (`cache_mb`), `batch_size` rows at most, and a float32 model
+    of their key/value caches (`cache_mb`), `batch_size` rows at most, a float32 model
     decodes with the adapter merged into its weights (`merge_adapter`), and a long document
     is read in windows of about a training sentence's length (`window_tokens`)."""
     return DecoderSettings(

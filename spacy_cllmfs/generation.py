@@ -11,6 +11,21 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 
 
+def common_prefix_length(seqs: Sequence[Sequence[int]], limit: Optional[int] = None) -> int:
+    """How many leading ids every sequence shares (at most `limit`): the part of their prompts
+    that the decoders, the training passes and the bridge read once."""
+    if not seqs:
+        return 0
+    n = min(len(s) for s in seqs)
+    if limit is not None:
+        n = min(n, limit)
+    first = seqs[0]
+    for i in range(n):
+        if any(s[i] != first[i] for s in seqs):
+            return i
+    return max(n, 0)
+
+
 class PrefixCache:
     """The key/value cache of one token prefix. Forget it whenever the weights change."""
 

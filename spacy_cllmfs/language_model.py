@@ -19,7 +19,7 @@ from .loading import BaseModelSpec
 
 
 class LanguageModel(torch.nn.Module):
-    def __init__(self, base_model: BaseModelSpec, lora=None, start: str = "blank"):
+    def __init__(self, base_model: BaseModelSpec, lora=None, start: str = shipped.DEFAULT_START):
         super().__init__()
         self.start = shipped.validate_start(start)  # what initialize starts from: shipped.py
         self.base_model = base_model  # a spec: no weights until something needs them
@@ -28,6 +28,9 @@ class LanguageModel(torch.nn.Module):
         self.tokenizer = None
         self.identity: Optional[dict] = None  # the base's name and fingerprint
         self._merged = False  # the adapter folded into the base weights (merge)
+        # Bumped whenever the weights change (merge, unmerge, a new adapter, `changed`): what
+        # was computed from the weights (the decoder's cached prefix) is valid for one value.
+        self.generation = 0
 
     @property
     def loaded(self) -> bool:
@@ -51,6 +54,11 @@ class LanguageModel(torch.nn.Module):
     def merged(self) -> bool:
         return self._merged
 
+    def changed(self) -> None:
+        """Say that the weights changed outside this class (an optimizer step, swapped
+        parameters): anything computed from them must be computed again."""
+        self.generation += 1
+
     def merge(self) -> bool:
         """Fold the adapter into the base weights for decoding (peft's merge_adapter): the same
         function up to float rounding, one matrix product per projection instead of three.
@@ -65,6 +73,7 @@ class LanguageModel(torch.nn.Module):
             return False
         self.lm.merge_adapter()
         self._merged = True
+        self.changed()
         return True
 
     def unmerge(self) -> bool:
@@ -74,6 +83,7 @@ class LanguageModel(torch.nn.Module):
             return False
         self.lm.unmerge_adapter()
         self._merged = False
+        self.changed()
         return True
 
     def attach_initial(self, template: str) -> None:
@@ -119,6 +129,7 @@ class LanguageModel(torch.nn.Module):
     def _set(self, lm, identity: dict) -> None:
         lm.eval()
         self.lm, self.identity, self._merged = lm, identity, False
+        self.changed()
 
 
 def _no_forward(model, inputs, is_train):
@@ -129,7 +140,7 @@ def _no_forward(model, inputs, is_train):
 
 
 @registry.architectures("spacy_cllmfs.CausalLMLoRA.v1")
-def causal_lm_lora(base_model: BaseModelSpec, lora, start: str = "default") -> Model:
+def causal_lm_lora(base_model: BaseModelSpec, lora, start: str = shipped.DEFAULT_START) -> Model:
     """[components.cllmfs_ner.model]: a causal LM of the LLaMA family with a LoRA adapter.
     initialize starts from `start`: "default" (the shipped general adapter where it fits the
     base model and template, else blank), "blank", a shipped adapter's name or a folder.

@@ -141,27 +141,32 @@ def summary(counts: Sequence[Dict[str, float]], rows: Sequence[Row], window: int
     return parts
 
 
+# The defaults are written once, in CLLMFSLoss; the registered blocks read them.
+_DEFAULT = CLLMFSLoss()
+
+
 @registry.losses("spacy_cllmfs.CLLMFSLoss.v1")
 def cllmfs_loss(
-    weight: float = 0.1,
-    temperature: float = 0.1,
-    noise: float = 0.1,
-    layer: Optional[int] = None,
-    negative_window: int = 2,
+    weight: float = _DEFAULT.weight,
+    temperature: float = _DEFAULT.temperature,
+    noise: float = _DEFAULT.noise,
+    layer: Optional[int] = _DEFAULT.layer,
+    negative_window: int = _DEFAULT.negative_window,
 ) -> CLLMFSLoss:
     """[components.cllmfs_ner.loss], the paper's form: cross-entropy + weight x InfoNCE at
     `layer` (default round(0.8125 x depth)), positives with Gaussian noise of standard
-    deviation `noise` in training, the entity's neighbours as negatives."""
+    deviation `noise` in training, the entity's neighbours as negatives. general-ner.v1 and
+    the source configs use it; v2 is the component's default."""
     return CLLMFSLoss(weight, temperature, noise, layer, negative_window)
 
 
 @registry.losses("spacy_cllmfs.CLLMFSLoss.v2")
 def cllmfs_loss_v2(
-    weight: float = 0.1,
-    temperature: float = 0.1,
-    noise: float = 0.1,
-    layer: Optional[int] = None,
-    negative_window: int = 2,
+    weight: float = _DEFAULT.weight,
+    temperature: float = _DEFAULT.temperature,
+    noise: float = _DEFAULT.noise,
+    layer: Optional[int] = _DEFAULT.layer,
+    negative_window: int = _DEFAULT.negative_window,
     cross_type_negatives: bool = True,
 ) -> CLLMFSLoss:
     """[components.cllmfs_ner.loss]: as v1, but the noise vector's norm is about `noise` times

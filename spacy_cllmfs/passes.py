@@ -17,6 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from transformers import DynamicCache
 
+from .generation import common_prefix_length
 from .rows import Row
 
 
@@ -35,14 +36,6 @@ class Group:
         return row.prompt[self.shared :] + row.response
 
 
-def _common_length(prompts: Sequence[Sequence[int]]) -> int:
-    first, n = prompts[0], min(len(p) for p in prompts)
-    for i in range(n):
-        if any(p[i] != first[i] for p in prompts):
-            return i
-    return n
-
-
 def groups(rows: Sequence[Row]) -> List[Group]:
     """Consecutive rows of one text (build_rows keeps them together) form a group. Each row
     keeps at least its last prompt id to itself, whose output predicts its first answer token."""
@@ -52,7 +45,7 @@ def groups(rows: Sequence[Row]) -> List[Group]:
         if end < len(rows) and rows[end].text is rows[start].text:
             continue
         members = list(rows[start:end])
-        shared = min(_common_length([r.prompt for r in members]),
+        shared = min(common_prefix_length([r.prompt for r in members]),
                      min(len(r.prompt) for r in members) - 1)
         if shared >= 1:
             out.append(Group(members, shared))

@@ -109,6 +109,7 @@ class CLLMFSNer(TrainablePipe):
         self.cfg = {"labels": label_dict(labels)}  # the one owner of the labels
         self._prompter: Optional[Prompter] = None  # built from the labels and the tokenizer
         self._decoder: Optional[Decoder] = None
+        self._prefix_generation = -1  # LanguageModel.generation the decoder's prefix is from
         # one entry per update: loss, cross-entropy, InfoNCE, answer rates, rows, passes
         self.update_log: List[Dict[str, float]] = []
 
@@ -178,8 +179,11 @@ class CLLMFSNer(TrainablePipe):
             return []
         prompter, decoder = self._ready()
         settings = self.decoding
-        if settings.merge_adapter and self.language_model.merge():
-            self._forget_prefix()  # computed with the unmerged weights
+        if settings.merge_adapter:
+            self.language_model.merge()
+        if self._prefix_generation != self.language_model.generation:
+            decoder.forget_prefix()  # computed from weights that have changed since
+            self._prefix_generation = self.language_model.generation
         units = windows.units(docs, prompter, self.language_model.context, settings)
         indexes = [build_span_index(u.part, prompter, settings.max_span_tokens) for u in units]
         stats = getattr(decoder, "stats", None)  # the cached decoder counts cut answers
@@ -219,7 +223,7 @@ class CLLMFSNer(TrainablePipe):
         rows = self._training_rows(examples)
         if not rows:
             return losses
-        self._unmerge()  # the adapter's own weights get the gradients
+        self.language_model.unmerge()  # the adapter's own weights get the gradients
         lm = self.language_model.lm
         params = [p for p in lm.parameters() if p.requires_grad]
         grads = [torch.zeros_like(p) for p in params]
@@ -253,23 +257,25 @@ class CLLMFSNer(TrainablePipe):
         return losses
 
     def finish_update(self, sgd) -> None:
-        self._unmerge()  # before the step: unmerging subtracts the weights that were merged
+        lm = self.language_model
+        lm.unmerge()  # before the step: unmerging subtracts the weights that were merged
         super().finish_update(sgd)
-        self._forget_prefix()  # the cached prefix came from the old weights
+        lm.changed()
 
     def use_params(self, params: dict):
         """A generator, as spaCy's own pipes have it: Language.use_params drives it with
         next() (it is not a context manager)."""
-        self._unmerge()
-        self._forget_prefix()
+        lm = self.language_model
+        lm.unmerge()
         try:
             with self.model.use_params(params):
+                lm.changed()
                 try:
                     yield
                 finally:
-                    self._unmerge()  # before the old weights come back
+                    lm.unmerge()  # before the old weights come back
         finally:
-            self._forget_prefix()
+            lm.changed()
 
     def get_loss(self, examples: Iterable[Example], scores=None) -> Tuple[float, Dict]:
         """The training objective on examples, without updating: (loss, its parts)."""
@@ -401,11 +407,3 @@ class CLLMFSNer(TrainablePipe):
         prompter, _ = self._ready()
         return build_rows([eg.reference for eg in examples], prompter, self.cfg["labels"],
                           self.rows)
-
-    def _unmerge(self) -> None:
-        if self.language_model.unmerge():
-            self._forget_prefix()
-
-    def _forget_prefix(self) -> None:
-        if self._decoder is not None:
-            self._decoder.forget_prefix()

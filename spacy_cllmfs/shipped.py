@@ -23,6 +23,8 @@ from .errors import AdapterError
 logger = logging.getLogger("spacy_cllmfs")
 
 DEFAULT = "general-ner.v1"
+# What `initialize` starts from unless model.start says otherwise (validate_start: the values)
+DEFAULT_START = "default"
 # the shipped adapter that "default" starts from, by template (others: DEFAULT, which then
 # does not fit, so a blank adapter)
 DEFAULTS = {"ner.v1": DEFAULT}

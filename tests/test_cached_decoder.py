@@ -95,8 +95,11 @@ def test_the_prefix_cache_follows_the_weights(trained_nlp):
     nlp("Tim Cook said so.")  # fills the prefix cache
     decoder = pipe._ready()[1]
     assert decoder.prefix.ready
+    before = pipe.language_model.generation
     nlp.update(examples(nlp), sgd=Adam(0.01))
-    assert not decoder.prefix.ready
+    assert pipe.language_model.generation != before  # the weights changed: LanguageModel says so
+    nlp("Tim Cook said so.")
+    assert decoder.prefix.ready  # computed again, from the new weights
     assert_same(predictions(nlp, True, 16, 16), predictions(nlp, False, 16, 16))
 
 
