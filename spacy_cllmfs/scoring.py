@@ -65,6 +65,14 @@ def strict_scores(
     return {**_clean(report.get("micro avg", empty)), "per_type": per_type}
 
 
+def score_pipeline(nlp, gold: Sequence[Doc], labels: Optional[Iterable[str]] = None,
+                   batch_size: int = 32) -> Dict:
+    """Strict scores of `nlp` on the gold docs: it is given their words alone (unannotated),
+    and entities of other labels than `labels` (when given) are left out on both sides."""
+    predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=batch_size))
+    return strict_scores(gold, predicted, labels)
+
+
 def _clean(values: Dict) -> Dict:
     return {
         "precision": float(values["precision"]),

@@ -60,7 +60,7 @@ from spacy_cllmfs import configs, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.rows import TYPES_KEY
-from spacy_cllmfs.scoring import aggregate, strict_scores, unannotated
+from spacy_cllmfs.scoring import aggregate, score_pipeline
 
 SYSTEMS = ("cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
            "spacy_ner", "spacy_llm_icl", "zero_shot")
@@ -172,9 +172,7 @@ def spacy_cli(*args, threads: int) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def score(nlp, gold, labels, batch_size=32):
-    predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=batch_size))
-    return strict_scores(gold, predicted, labels)
+score = score_pipeline  # (nlp, gold, labels, batch_size)
 
 
 def icl_pipeline(base_model: dict, labels, shots, max_new_tokens: int):

@@ -11,12 +11,11 @@ from pathlib import Path
 import spacy
 
 from spacy_cllmfs.corpus import read_docs
-from spacy_cllmfs.scoring import strict_scores, unannotated
+from spacy_cllmfs.scoring import score_pipeline
 
 
 def score(nlp, gold, labels):
-    predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=64))
-    return {k: round(100 * v, 1) for k, v in strict_scores(gold, predicted, labels).items()
+    return {k: round(100 * v, 1) for k, v in score_pipeline(nlp, gold, labels, 64).items()
             if k in ("precision", "recall", "f1")}
 
 
