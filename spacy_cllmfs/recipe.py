@@ -55,46 +55,67 @@ def rehearsal_docs(path: Optional[str], n: int, seed: int, vocab) -> List:
     return docs
 
 
-def training_size(path, rehearsal_path: Optional[str], rehearsal: int) -> int:
+def training_size(path: Optional[str], rehearsal_path: Optional[str], rehearsal: int) -> int:
     """The number of sentences FewShotCorpus.v1 yields per epoch."""
     from spacy.vocab import Vocab
 
+    _require(path)
     own = len(read_docs(path, Vocab()))
     has_rehearsal = rehearsal > 0 and rehearsal_path and Path(rehearsal_path).is_file()
     return own + (rehearsal if has_rehearsal else 0)
 
 
 @registry.readers("spacy_cllmfs.FewShotCorpus.v1")
-def fewshot_corpus(path: str, rehearsal_path: Optional[str] = None, rehearsal: int = 32,
-                   seed: int = 0) -> Callable[[Language], Iterator[Example]]:
+def fewshot_corpus(path, rehearsal_path=None, rehearsal: int = 32,
+                   seed=0) -> Callable[[Language], Iterator[Example]]:
     """The user's DocBin at `path` and `rehearsal` source sentences from `rehearsal_path`."""
     cache = {}
 
     def read(nlp: Language) -> Iterator[Example]:
+        _require(path)
         if "docs" not in cache:
             cache["docs"] = read_docs(path, nlp.vocab) + rehearsal_docs(
-                rehearsal_path, rehearsal, seed, nlp.vocab)
+                rehearsal_path, rehearsal, int(seed), nlp.vocab)
         for doc in cache["docs"]:
             yield Example(nlp.make_doc(doc.text), doc)
 
     return read
 
 
+# The arguments filled from other settings (${paths.train}, ${training.batcher.size}, ...)
+# are untyped: `spacy assemble` resolves [training] without interpolating the config, so they
+# arrive as those strings, or paths.train as null. Nothing trains then, and the length is the
+# floor (min_steps); the corpus reader still refuses to train without paths.train.
 @registry.misc("spacy_cllmfs.FewShotSteps.v1")
-def fewshot_steps_for(path: str, rehearsal_path: Optional[str] = None, rehearsal: int = 32,
-                      epochs: float = 10.0, batch_size: int = 2, min_steps: int = 20,
-                      evaluations: int = 0) -> int:
+def fewshot_steps_for(path, rehearsal_path=None, rehearsal=32, epochs: float = 10.0,
+                      batch_size=2, min_steps: int = 20, evaluations: int = 0) -> int:
     """Training steps for the corpus (evaluations 0), or, with evaluations = n, the
     eval_frequency that evaluates n times over them."""
-    steps = fewshot_steps(training_size(path, rehearsal_path, rehearsal), batch_size, epochs,
-                          min_steps)
+    if path is None or any(_unresolved(v) for v in (path, rehearsal_path, rehearsal, batch_size)):
+        steps = min_steps
+    else:
+        steps = fewshot_steps(training_size(path, rehearsal_path, int(rehearsal)),
+                              int(batch_size), epochs, min_steps)
     return eval_frequency(steps, evaluations) if evaluations else steps
 
 
 @registry.schedules("spacy_cllmfs.fewshot_warmup_linear.v1")
-def fewshot_warmup_linear(initial_rate: float, path: str, rehearsal_path: Optional[str] = None,
-                          rehearsal: int = 32, epochs: float = 10.0, batch_size: int = 2,
-                          min_steps: int = 20, warmup: float = 0.1):
+def fewshot_warmup_linear(initial_rate: float, path, rehearsal_path=None, rehearsal=32,
+                          epochs: float = 10.0, batch_size=2, min_steps: int = 20,
+                          warmup: float = 0.1):
     """thinc's warmup_linear over the recipe's steps: `warmup` of them warming up."""
     steps = fewshot_steps_for(path, rehearsal_path, rehearsal, epochs, batch_size, min_steps)
     return warmup_linear(initial_rate, max(1, round(warmup * steps)), steps)
+
+
+def _unresolved(value) -> bool:
+    """A ${...} reference that was not interpolated."""
+    return isinstance(value, str) and "${" in value
+
+
+def _require(path: Optional[str]) -> None:
+    """The blocks may be filled without a corpus (spacy assemble, spacy init); training
+    needs one."""
+    if not path:
+        raise ValueError("The few-shot recipe trains on paths.train: give your DocBin with "
+                         "--paths.train PATH.spacy.")

@@ -161,3 +161,20 @@ def test_the_projects_train_command_says_what_is_missing(tmp_path):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "train",
                                str(project), *args], capture_output=True, text=True)
         assert done.returncode != 0 and message in done.stdout + done.stderr
+
+
+def test_spacy_assemble_takes_the_shipped_config_without_a_corpus(user_data, tmp_path):
+    """`spacy assemble` (the untrained pipeline, as the project's assemble step builds it)
+    fills the recipe's blocks with paths.train unset."""
+    _, labels = user_data
+    done = subprocess.run(
+        [sys.executable, "-m", "spacy", "assemble", str(configs.path("fewshot")),
+         str(tmp_path / "assembled"), "--paths.labels", str(labels), *TINY],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    nlp = spacy.load(tmp_path / "assembled")
+    assert set(nlp.get_pipe("cllmfs_ner").labels) == {"PERSON", "ORG"}
+    assert recipe.fewshot_steps_for("${paths.train}", None, "${corpora.train.rehearsal}") == 20
+    read = recipe.fewshot_corpus(None)
+    with pytest.raises(ValueError, match="paths.train"):
+        list(read(spacy.blank("en")))
