@@ -293,10 +293,10 @@ class CLLMFSNer(TrainablePipe):
         Labels come from `labels` (e.g. [initialize.components.cllmfs_ner.labels]), else
         from the component's config, else from the entities of the examples.
         """
+        examples = None if get_examples is None else list(get_examples())
         if labels:
             self._set_labels(label_dict(labels))
-        elif not self.cfg["labels"] and get_examples is not None:
-            examples = list(get_examples())
+        elif not self.cfg["labels"] and examples is not None:
             if not examples:
                 raise ValueError(
                     f"The training set given to {self.name!r} is empty, so it has no labels "
@@ -307,8 +307,8 @@ class CLLMFSNer(TrainablePipe):
                 {e.label_ for eg in examples for e in eg.reference.ents}
             )))
         self._require_labels()
-        if get_examples is not None:
-            self._warn_unknown_labels(get_examples())
+        if examples is not None:
+            self._warn_unknown_labels(examples)
         self.language_model.attach_initial(self.template.name)
 
     # -- serialization ----------------------------------------------------------------------

@@ -55,11 +55,10 @@ def rehearsal_docs(path: Optional[str], n: int, seed: int, vocab) -> List:
     return docs
 
 
-def training_size(path: Optional[str], rehearsal_path: Optional[str], rehearsal: int) -> int:
+def training_size(path: str, rehearsal_path: Optional[str], rehearsal: int) -> int:
     """The number of sentences FewShotCorpus.v1 yields per epoch."""
     from spacy.vocab import Vocab
 
-    _require(path)
     own = len(read_docs(path, Vocab()))
     has_rehearsal = rehearsal > 0 and rehearsal_path and Path(rehearsal_path).is_file()
     return own + (rehearsal if has_rehearsal else 0)

@@ -5,9 +5,10 @@ once, a model writes a few entities and stops, or runs into `max_new_tokens`. So
 text holds at most `decoding.window_tokens` model tokens (about a training sentence or two),
 and never more than the model's context (`max_position_embeddings`) leaves once the prompt
 around it (the prefix, the longest question) and `max_new_tokens` are counted. A document
-that fits is one window. Otherwise, with sentence boundaries (a sentencizer or parser before this
-component), consecutive sentences are packed into windows; a sentence that is too long on its
-own, or a document without sentence boundaries, is cut into windows of spaCy tokens that
+is read sentence by sentence (`units`: its marked sentences, or those spaCy's rule-based
+sentencizer finds when it is longer than a window); with window_tokens 0, a document that fits
+the context is one window and consecutive sentences are packed up to it. A sentence that is
+too long on its own, or a document without sentences, is cut into windows of spaCy tokens that
 overlap by `overlap` tokens (the component passes max_span_tokens + 1). An entity the model
 finds touching a cut is dropped: it may be a fragment of a longer one, and with that overlap
 the neighbouring window holds every span of at most max_span_tokens tokens that touches the
@@ -89,7 +90,7 @@ def units(docs: Sequence[Doc], prompter: Prompter, context: Optional[int], decod
     token windows. With window_tokens 0, windows only where the model's context ends,
     sentences packed up to it. Token windows overlap by max_span_tokens + 1 (see above)."""
     budget = window_budget(context, prompter, decoding)
-    by_sentence = bool(getattr(decoding, "window_tokens", 0))
+    by_sentence = bool(getattr(decoding, "window_tokens", 0))  # else the old rule: packed
     overlap = decoding.max_span_tokens + 1
     found = []
     for i, doc in enumerate(docs):
@@ -154,8 +155,8 @@ def split(doc: Doc, budget: Optional[int], count: Callable[[int, int], int], ove
         budget = count(0, len(doc.text)) or 1
     if budget < 1:
         raise ValueError(f"The window budget must be at least one model token, got {budget}.")
-    if sentences is None and len(doc) and doc.has_annotation("SENT_START"):
-        sentences = [(sent.start, sent.end) for sent in doc.sents]
+    if sentences is None:
+        sentences = sentence_ranges(doc)
     if not len(doc) or ((pack or not sentences) and count(0, len(doc.text)) <= budget):
         return [(0, len(doc), False, False)]
     if not sentences:

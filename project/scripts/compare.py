@@ -56,10 +56,9 @@ import srsly
 from spacy.tokens import DocBin
 
 from card import curve  # scripts/card.py: the loss per update from a training log
-from spacy_cllmfs import configs, schedule
+from spacy_cllmfs import configs, recipe, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
-from spacy_cllmfs.rows import TYPES_KEY
 from spacy_cllmfs.scoring import aggregate, score_pipeline
 
 SYSTEMS = ("cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
@@ -148,22 +147,18 @@ def test_subset(docs, limit: int):
 
 
 def rehearsal_docs(args, vocab, seed: int):
-    """--rehearsal sentences of the source corpora, drawn with random.Random(seed); each keeps
+    """--rehearsal sentences of the source corpora, drawn as the recipe's corpus reader draws
+    them (spacy_cllmfs.recipe.rehearsal_docs: random.Random(seed), in corpus order); each keeps
     its own corpus's types in user_data, which its training rows ask about."""
     if not args.rehearsal:
         return []
-    if args.rehearsal_corpus is None:
-        raise SystemExit("--rehearsal needs --rehearsal-corpus (e.g. corpus/source/train.spacy).")
-    pool = read_docs(args.rehearsal_corpus, vocab)
-    if args.rehearsal > len(pool):
-        raise SystemExit(f"--rehearsal {args.rehearsal}: {args.rehearsal_corpus} has only "
-                         f"{len(pool)} sentences.")
-    docs = [pool[i] for i in sorted(random.Random(seed).sample(range(len(pool)), args.rehearsal))]
-    untyped = [d.text[:40] for d in docs if TYPES_KEY not in d.user_data]
-    if untyped:
-        raise SystemExit(f"{args.rehearsal_corpus}: sentences without their corpus's types in "
-                         f"user_data[{TYPES_KEY!r}] (convert it with convert_source.py): {untyped[:3]}")
-    return docs
+    if args.rehearsal_corpus is None or not Path(args.rehearsal_corpus).is_file():
+        raise SystemExit("--rehearsal needs --rehearsal-corpus, a converted source corpus "
+                         f"(e.g. corpus/source/train.spacy); got {args.rehearsal_corpus}.")
+    try:
+        return recipe.rehearsal_docs(str(args.rehearsal_corpus), args.rehearsal, seed, vocab)
+    except ValueError as err:
+        raise SystemExit(f"--rehearsal {args.rehearsal}: {err}")
 
 
 def spacy_cli(*args, threads: int) -> None:
