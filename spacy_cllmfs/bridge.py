@@ -133,3 +133,26 @@ def cllmfs_llm(
     """spacy-llm model "spacy_cllmfs.CLLMFS.v1": the base model, with the LoRA adapter saved
     at `adapter` (a trained pipeline's `cllmfs_ner/adapter` folder) when one is given."""
     return CLLMFSModel(base_model, adapter, max_new_tokens, batch_size, stop)
+
+
+def in_context_pipeline(base_model: dict, labels, shots, max_new_tokens: int = 128):
+    """A blank English pipeline with spacy-llm's `spacy.NER.v3` task on the base model (a
+    [model.base_model] block, no adapter): `shots` (annotated docs) are its prompt examples and
+    the labels' descriptions (when `labels` is a dict) its label definitions. The in-context
+    baseline the project compares with; needs spacy-llm."""
+    import spacy
+    from spacy.training import Example
+
+    nlp = spacy.blank("en")
+    task = {"@llm_tasks": "spacy.NER.v3", "labels": list(labels)}
+    if isinstance(labels, dict):
+        task["label_definitions"] = dict(labels)
+    nlp.add_pipe("llm", config={
+        "task": task,
+        "model": {"@llm_models": "spacy_cllmfs.CLLMFS.v1", "base_model": dict(base_model),
+                  "max_new_tokens": max_new_tokens},
+    })
+    examples = [Example(nlp.make_doc(d.text), d) for d in shots]
+    nlp.config["initialize"]["components"]["llm"] = {"n_prompt_examples": -1}
+    nlp.initialize(lambda: examples)
+    return nlp

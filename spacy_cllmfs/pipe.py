@@ -130,6 +130,18 @@ class CLLMFSNer(TrainablePipe):
         return tuple(self.cfg["labels"])
 
     @property
+    def prompter(self) -> Prompter:
+        """The prompts and tokenizer for the current labels (loads the model on first use):
+        `prompter.encode_text(text)` gives a text's model tokens, `prompter.pad_id` the pad."""
+        return self._ready()[0]
+
+    @property
+    def decode_stats(self):
+        """The decoder's running counts (rows, positions, forward passes, answers cut off at
+        max_new_tokens) for benchmarks, or None for a decoder that keeps none."""
+        return getattr(self._ready()[1], "stats", None)
+
+    @property
     def label_descriptions(self) -> Dict[str, str]:
         return dict(self.cfg["labels"])
 
@@ -163,7 +175,7 @@ class CLLMFSNer(TrainablePipe):
         for docs in minibatch(stream, size=batch_size):
             try:
                 self.set_annotations(docs, self.predict(docs))
-            except Exception as error:
+            except Exception:
                 if error_handler is raise_error:
                     raise
                 for doc in docs:
@@ -220,7 +232,7 @@ class CLLMFSNer(TrainablePipe):
         validate_examples(examples, "CLLMFSNer.update")
         if not examples:
             return losses
-        rows = self._training_rows(examples)
+        rows = self.training_rows(examples)
         if not rows:
             return losses
         self.language_model.unmerge()  # the adapter's own weights get the gradients
@@ -279,7 +291,7 @@ class CLLMFSNer(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores=None) -> Tuple[float, Dict]:
         """The training objective on examples, without updating: (loss, its parts)."""
-        rows = self._training_rows(examples)
+        rows = self.training_rows(examples)
         with torch.no_grad():
             loss, parts = self.loss(self.language_model.lm, rows, self._prompter.pad_id,
                                     training=False, max_tokens=self.rows.pass_tokens)
@@ -353,6 +365,13 @@ class CLLMFSNer(TrainablePipe):
         model_spec = (lm.base_model, lm.lora, lm.start)
         return (_unpickle, (self.vocab, self.name, model_spec, settings, self.to_bytes()))
 
+    def training_rows(self, examples: Iterable[Example]):
+        """The training rows (token ids, labels, entity positions) of the examples' gold docs,
+        as update() builds them."""
+        prompter, _ = self._ready()
+        return build_rows([eg.reference for eg in examples], prompter, self.cfg["labels"],
+                          self.rows)
+
     # -- internals ------------------------------------------------------------------------------
 
     def _require_labels(self) -> None:
@@ -401,9 +420,3 @@ class CLLMFSNer(TrainablePipe):
         if self._decoder is None or self._decoder.lm is not lm.lm:
             self._decoder = self.decoding.build(lm.lm, self._prompter)
         return self._prompter, self._decoder
-
-    def _training_rows(self, examples: Iterable[Example]):
-        """The training rows of the gold docs."""
-        prompter, _ = self._ready()
-        return build_rows([eg.reference for eg in examples], prompter, self.cfg["labels"],
-                          self.rows)

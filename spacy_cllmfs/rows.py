@@ -17,7 +17,7 @@ names. Sampling uses Python's `random`, which spaCy's trainer seeds.
 """
 import random
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from spacy.util import registry

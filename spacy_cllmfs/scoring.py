@@ -4,6 +4,7 @@ Strict (seqeval's `mode="strict"`, IOB2): an entity counts only when its type an
 boundaries match. spaCy's Scorer gives the same micro figures for `doc.ents`; seqeval is
 the reference the few-shot NER literature reports, so the project's tables use it.
 """
+import random
 import statistics
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -63,6 +64,15 @@ def strict_scores(
     for label in labels or []:
         per_type.setdefault(label, dict(empty))
     return {**_clean(report.get("micro avg", empty)), "per_type": per_type}
+
+
+def fixed_subset(docs: Sequence, limit: int) -> List[int]:
+    """The indices of a fixed subset of `docs`: `limit` of them drawn with random.Random(0), in
+    corpus order (all of them when `limit` is 0 or not smaller), so that every system and run
+    is scored on the same sentences."""
+    if not limit or limit >= len(docs):
+        return list(range(len(docs)))
+    return sorted(random.Random(0).sample(range(len(docs)), limit))
 
 
 def score_pipeline(nlp, gold: Sequence[Doc], labels: Optional[Iterable[str]] = None,

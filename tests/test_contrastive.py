@@ -33,7 +33,7 @@ def test_the_pairs_of_real_prompts_point_at_the_type_name_and_the_entity():
     nlp = tiny_nlp()
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
-    rows = pipe._training_rows(examples(nlp, TRAIN[:1]))
+    rows = pipe.training_rows(examples(nlp, TRAIN[:1]))
     decode = pipe.language_model.tokenizer.decode
     seen = set()
     for b, label, name, ent, negatives in pairs(rows, window=1):
@@ -48,7 +48,7 @@ def test_a_joint_rows_pairs_point_at_each_entitys_type_in_the_prefix():
     nlp = tiny_nlp(template="ner.v3")
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
-    (row,) = pipe._training_rows(examples(nlp, TRAIN[:1]))
+    (row,) = pipe.training_rows(examples(nlp, TRAIN[:1]))
     decode = pipe.language_model.tokenizer.decode
     seen = set()
     for b, label, name, ent, negatives in pairs([row], window=1):
@@ -129,8 +129,8 @@ def test_the_loss_uses_the_hidden_states_of_the_chosen_layer(layer):
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
     _, parts = pipe.get_loss(examples(nlp))
-    rows = pipe._training_rows(examples(nlp))
-    batch = collate(rows, pipe._prompter.pad_id, "cpu")
+    rows = pipe.training_rows(examples(nlp))
+    batch = collate(rows, pipe.prompter.pad_id, "cpu")
     with torch.no_grad():
         hidden = pipe.language_model.lm(**batch, output_hidden_states=True).hidden_states
     expected = [  # one forward pass over whole rows, against passes.py's shared reading
@@ -147,7 +147,7 @@ def test_cross_entropy_on_response_positions_equals_transformers_loss():
     nlp.initialize(lambda: examples(nlp))
     pipe = nlp.get_pipe("cllmfs_ner")
     loss, _ = pipe.get_loss(examples(nlp))
-    batch = collate(pipe._training_rows(examples(nlp)), pipe._prompter.pad_id, "cpu")
+    batch = collate(pipe.training_rows(examples(nlp)), pipe.prompter.pad_id, "cpu")
     with torch.no_grad():
         full = pipe.language_model.lm(**batch).loss  # logits over every position
     assert loss == pytest.approx(float(full), rel=1e-5)

@@ -16,7 +16,7 @@ def ready(labels=LABELS, **config):
 
 def test_a_texts_rows_share_its_prompt_up_to_the_question():
     nlp, pipe = ready(SIX)
-    rows = pipe._training_rows(examples(nlp))
+    rows = pipe.training_rows(examples(nlp))
     groups = passes.groups(rows)
     assert [len(g.rows) for g in groups] == [6, 6, 6]
     for g in groups:
@@ -34,7 +34,7 @@ def test_a_texts_rows_share_its_prompt_up_to_the_question():
 
 def test_passes_respect_the_budget_and_keep_every_row_once_in_order():
     nlp, pipe = ready(SIX)
-    rows = pipe._training_rows(examples(nlp))
+    rows = pipe.training_rows(examples(nlp))
     one = passes.cost(passes.groups(rows)[:1])
     for budget in (1, one // 2, one, 3 * one):
         plan = passes.plan(rows, budget)
@@ -49,11 +49,11 @@ def test_passes_respect_the_budget_and_keep_every_row_once_in_order():
 def test_the_loss_does_not_depend_on_the_pass_budget(weight):
     # Other types' entities are negatives only within a pass: leave them out to compare.
     nlp, pipe = ready(SIX, loss={"weight": weight, "noise": 0.0, "cross_type_negatives": False})
-    rows = pipe._training_rows(examples(nlp))
+    rows = pipe.training_rows(examples(nlp))
     lm = pipe.language_model.lm
     with torch.no_grad():
-        whole, parts = pipe.loss(lm, rows, pipe._prompter.pad_id, training=False)
-        split, split_parts = pipe.loss(lm, rows, pipe._prompter.pad_id, training=False,
+        whole, parts = pipe.loss(lm, rows, pipe.prompter.pad_id, training=False)
+        split, split_parts = pipe.loss(lm, rows, pipe.prompter.pad_id, training=False,
                                        max_tokens=40)
     assert split_parts["passes"] > parts["passes"] == 1
     assert float(split) == pytest.approx(float(whole), rel=1e-5)

@@ -148,20 +148,20 @@ def test_compare_writes_a_table_and_a_plot(compared):
 
 
 def test_compare_plots_each_trained_systems_loss_and_answer_rate(tmp_path):
-    compare = load_script("compare")
-    assert compare.smooth([4.0, 2.0, 0.0, 2.0], share=0.5) == [4.0, 3.0, 1.0, 1.0]
-    assert compare.smooth([3.0]) == [3.0]
+    compare_report = load_script("compare_report")
+    assert compare_report.smooth([4.0, 2.0, 0.0, 2.0], share=0.5) == [4.0, 3.0, 1.0, 1.0]
+    assert compare_report.smooth([3.0]) == [3.0]
     log = tmp_path / "work" / "k5" / "seed2" / "cllmfs" / "log.jsonl"
     log.parent.mkdir(parents=True)
     srsly.write_jsonl(log, [{"update": i, "loss": 1.0 / i, "answer_rate": 0.2,
                              "answer_rate_gold": 0.3} for i in range(1, 30)]
                       + [{"step": 29, "losses": {"cllmfs_ner": 0.1}, "score": 0.5}])
-    args = argparse.Namespace(work=tmp_path / "work", shots=[5, 10], seeds=[1, 2])
+    work, shots, seeds = tmp_path / "work", [5, 10], [1, 2]
     out = tmp_path / "training.png"
-    assert compare.plot_training(args, ["cllmfs", "no_noise"], out)
+    assert compare_report.plot_training(work, shots, seeds, ["cllmfs", "no_noise"], out)
     assert out.read_bytes().startswith(b"\x89PNG")
     # No training log (untrained systems, configs without the JSONL logger): no plot.
-    assert not compare.plot_training(args, ["no_noise"], tmp_path / "none.png")
+    assert not compare_report.plot_training(work, shots, seeds, ["no_noise"], tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
 
 

@@ -2,7 +2,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from spacy_cllmfs.scoring import aggregate, markdown_table, strict_scores
+from spacy_cllmfs.scoring import aggregate, markdown_table, strict_scores, fixed_subset
 
 NLP = spacy.blank("en")
 WORDS = "Ana Ruiz met Bo in Oslo".split()
@@ -58,3 +58,12 @@ def test_aggregate_mean_and_sample_std():
     assert result["per_type"]["PER"]["f1_std"] == pytest.approx(0.2)
     assert "| x | 3 | 70.0 ± 20.0 |" in markdown_table({"x": result})
     assert aggregate(runs[:1])["f1_std"] == 0.0
+
+
+def test_fixed_subset_is_fixed_sorted_and_whole_without_a_limit():
+    docs = list(range(50))
+    chosen = fixed_subset(docs, 10)
+    assert len(set(chosen)) == 10 and chosen == sorted(chosen)
+    assert all(0 <= i < 50 for i in chosen)
+    assert fixed_subset(docs, 10) == chosen  # the same sentences for every system and run
+    assert fixed_subset(docs, 0) == fixed_subset(docs, 50) == list(range(50))

@@ -69,7 +69,7 @@ def test_the_budget_comes_from_the_model():
         nlp = tiny_nlp(base_model={"max_positions": positions})
         nlp.initialize()
         budgets.append(windows.text_budget(
-            nlp.get_pipe("cllmfs_ner").language_model.context, nlp.get_pipe("cllmfs_ner")._ready()[0],
+            nlp.get_pipe("cllmfs_ner").language_model.context, nlp.get_pipe("cllmfs_ner").prompter,
             max_new_tokens=64, max_span_tokens=8,
         ))
     assert budgets[1] - budgets[0] == 512
@@ -89,7 +89,7 @@ class Decoding:
 def test_entities_map_back_once_wherever_the_cuts_fall(trained_nlp):
     """A stand-in decoder finds every whole "Tim Cook" in each window it reads. Each mention
     comes out exactly once, at its place in the document; fragments at cuts are dropped."""
-    prompter = trained_nlp.get_pipe("cllmfs_ner")._ready()[0]
+    prompter = trained_nlp.get_pipe("cllmfs_ner").prompter
     text = " ".join(f"Tim Cook met w{i} ." for i in range(40))
     doc = trained_nlp.make_doc(text)
     context = windows.prompt_overhead(prompter, Decoding.max_new_tokens) + 45
@@ -129,7 +129,7 @@ def test_long_document_on_the_tiny_model(trained_nlp, tmp_path):
     alone = [(e.start_char, e.end_char, e.label_) for e in trained_nlp(sentence).ents]
     assert alone
     pipe = trained_nlp.get_pipe("cllmfs_ner")
-    prompter = pipe._ready()[0]
+    prompter = pipe.prompter
     encoded = prompter.encode_text(sentence)
     one_sentence = encoded.text_end - encoded.text_start  # a window holds one, not two
     positions = windows.prompt_overhead(prompter, pipe.decoding.max_new_tokens) + one_sentence + 2
@@ -141,7 +141,7 @@ def test_long_document_on_the_tiny_model(trained_nlp, tmp_path):
     for token in doc:
         token.is_sent_start = token.i == 0 or doc[token.i - 1].text == "."
     short_pipe = short.get_pipe("cllmfs_ner")
-    assert len(windows.units([doc], short_pipe._ready()[0], positions, short_pipe.decoding)) == 12
+    assert len(windows.units([doc], short_pipe.prompter, positions, short_pipe.decoding)) == 12
     doc = short_pipe(doc)
     step = len(sentence) + 1
     assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
@@ -172,7 +172,7 @@ def test_a_document_finds_what_its_sentences_find(trained_nlp, sentencizer):
     if sentencizer:
         doc = spacy.blank("en").add_pipe("sentencizer")(doc)
     pipe = trained_nlp.get_pipe("cllmfs_ner")
-    assert len(windows.units([doc], pipe._ready()[0], None, pipe.decoding)) == len(sentences)
+    assert len(windows.units([doc], pipe.prompter, None, pipe.decoding)) == len(sentences)
     doc = pipe(doc)
     assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == alone
     assert all(e.text == text[e.start_char : e.end_char] for e in doc.ents)
@@ -184,15 +184,15 @@ def test_window_tokens_zero_reads_a_document_that_fits_whole(trained_nlp):
     doc = spacy.blank("en").add_pipe("sentencizer")(trained_nlp.make_doc(
         " ".join(text for text, _ in util.TRAIN)))
     settings = dataclasses.replace(pipe.decoding, window_tokens=0)
-    assert len(windows.units([doc], pipe._ready()[0], None, settings)) == 1
-    assert len(windows.units([doc], pipe._ready()[0], None, pipe.decoding)) == len(util.TRAIN)
+    assert len(windows.units([doc], pipe.prompter, None, settings)) == 1
+    assert len(windows.units([doc], pipe.prompter, None, pipe.decoding)) == len(util.TRAIN)
 
 
 def test_unmarked_text_without_sentence_ends_is_read_in_token_windows(trained_nlp):
     """No sentence boundaries and no sentence-final punctuation: overlapping token windows
     of at most window_tokens model tokens."""
     pipe = trained_nlp.get_pipe("cllmfs_ner")
-    prompter = pipe._ready()[0]
+    prompter = pipe.prompter
     doc = trained_nlp.make_doc(" ".join(f"Tim Cook met w{i}" for i in range(40)))
     settings = dataclasses.replace(pipe.decoding, window_tokens=40, max_span_tokens=4)
     units = windows.units([doc], prompter, None, settings)
@@ -215,7 +215,7 @@ def test_answers_cut_at_max_new_tokens_are_counted_and_logged(trained_nlp, caplo
     try:
         with caplog.at_level(logging.WARNING, logger="spacy_cllmfs"):
             trained_nlp(util.TRAIN[0][0])
-            cut = pipe._ready()[1].stats.cut_off
+            cut = pipe.decode_stats.cut_off
     finally:
         pipe.decoding = default
     assert cut > 0

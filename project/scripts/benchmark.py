@@ -54,7 +54,7 @@ from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.rows import collate
 
-from compare import icl_pipeline
+from spacy_cllmfs.bridge import in_context_pipeline
 
 TARGETS = {"pipeline_over_limit": 0.3, "pipeline_over_naive": 10.0, "pipeline_over_icl": 5.0,
            "peak_rss_mb": 1536, "load_warm_s": 5.0, "train_over_plain": 0.7}
@@ -106,9 +106,9 @@ def make_nlp(labels, start: str, decoding=None, dtype: str = "auto", template: s
     return nlp
 
 
-def positions(decoder, n_docs: int, n_types: int) -> dict:
-    """The decoder's positions per document by part, the padded share, answer tokens per row."""
-    stats = decoder.stats
+def positions(stats, n_docs: int, n_types: int) -> dict:
+    """The decoder's positions per document by part, the padded share, answer tokens per row
+    (from the component's decode_stats)."""
     read = stats.text + stats.questions + stats.answers + stats.padding
     per_doc = {part: getattr(stats, part) / n_docs
                for part in ("text", "questions", "answers", "padding")}
@@ -128,10 +128,10 @@ def run_pipeline(nlp, texts):
     """Seconds for nlp.pipe over the texts and the decoder's positions (warmed up first)."""
     pipe = nlp.get_pipe("cllmfs_ner")
     list(nlp.pipe(texts[:4]))  # warm-up: loads the model, computes the prefix cache
-    decoder = pipe._ready()[1]
-    decoder.stats.reset()
+    stats = pipe.decode_stats
+    stats.reset()
     seconds, docs = timed(lambda: list(nlp.pipe(texts, batch_size=1000)))
-    return seconds, docs, positions(decoder, len(texts), len(pipe.labels))
+    return seconds, docs, positions(stats, len(texts), len(pipe.labels))
 
 
 def timed(fn):
@@ -190,13 +190,13 @@ def training(pipe, examples, steps: int):
     """Tokens/s of update() and of a plain forward+backward pass over the same batches."""
     # The plain pass below drives the model directly, so the adapter must not be merged into the
     # base weights (decoding merges it; update() takes it out again, this pass would not).
-    pipe._unmerge()
+    pipe.language_model.unmerge()
     lm = pipe.language_model.lm
     optimizer = Adam(1e-4)
     batches = [examples[2 * i : 2 * i + 2] for i in range(steps + 1)]
     plain_s = train_s = tokens = 0
     for step, batch in enumerate(batches):
-        tensors = collate(pipe._training_rows(batch), pipe._prompter.pad_id, lm.device)
+        tensors = collate(pipe.training_rows(batch), pipe.prompter.pad_id, lm.device)
         lm.train()
 
         def plain():
@@ -223,7 +223,7 @@ def icl_docs_per_s(nlp, labels, train, texts):
     pipeline's base model, docs/s of the pipeline on the same texts)."""
     base = nlp.config["components"]["cllmfs_ner"]["model"]["base_model"]
     _, indices = sample_episode(train, len(labels), ICL_SHOTS, seed=1)
-    icl = icl_pipeline(base, labels, [train[i] for i in indices], max_new_tokens=96)
+    icl = in_context_pipeline(base, labels, [train[i] for i in indices], max_new_tokens=96)
     list(icl.pipe(texts[:1]))  # warm-up: loads the model
     seconds, _ = timed(lambda: list(icl.pipe(texts, batch_size=8)))
     fast_s, _ = timed(lambda: list(nlp.pipe(texts, batch_size=1000)))
@@ -261,7 +261,7 @@ def main(output: Path, data: Path, pipeline: Path, n_docs: int, n_naive: int, n_
     nlp = make_nlp(labels, start, decoding, dtype=dtype, template=template)
     pipe = nlp.get_pipe("cllmfs_ner")
     texts = [doc.text for doc in test[:n_docs]]
-    prompter, _ = pipe._ready()
+    prompter = pipe.prompter
     doc_tokens = [prompter.encode_text(t).ids for t in texts]
     n_tokens = sum(len(t) for t in doc_tokens)
     print(f"{len(texts)} texts, {n_tokens} model tokens, {len(labels)} types {list(labels)}; "

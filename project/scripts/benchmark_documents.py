@@ -59,12 +59,12 @@ def run(nlp, gold, labels, marked: bool):
         for text, doc in zip(texts, gold):
             for token, ref in zip(text, doc):
                 token.is_sent_start = ref.is_sent_start
-    decoder = pipe._ready()[1]
-    cut_before = decoder.stats.cut_off
+    stats = pipe.decode_stats
+    cut_before = stats.cut_off
     start = time.perf_counter()
     predicted = list(nlp.pipe(texts, batch_size=1000))
     seconds = time.perf_counter() - start
-    prompter = pipe._ready()[0]
+    prompter = pipe.prompter
     tokens = sum(len(prompter.encode_text(d.text).offsets) for d in gold)
     scores = strict_scores(gold, predicted, labels)
     return {
@@ -76,7 +76,7 @@ def run(nlp, gold, labels, marked: bool):
         "docs_per_s": round(len(gold) / seconds, 3),
         "text_tokens_per_s": round(tokens / seconds, 1),
         "seconds": round(seconds, 1),
-        "cut_off": decoder.stats.cut_off - cut_before,
+        "cut_off": stats.cut_off - cut_before,
     }
 
 

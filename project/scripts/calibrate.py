@@ -21,9 +21,8 @@ import spacy
 import srsly
 from spacy.tokens import Span
 
-from compare import test_subset
 from spacy_cllmfs.corpus import read_docs
-from spacy_cllmfs.scoring import strict_scores, unannotated
+from spacy_cllmfs.scoring import fixed_subset, strict_scores, unannotated
 
 THRESHOLDS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -46,7 +45,7 @@ def main(args) -> None:
         nlp = spacy.load(path)
         pipe = nlp.get_pipe("cllmfs_ner")
         gold = read_docs(args.dev, nlp.vocab)
-        gold = [gold[i] for i in test_subset(gold, args.limit)]
+        gold = [gold[i] for i in fixed_subset(gold, args.limit)]
         labels = list(pipe.labels)
         results[str(path)] = {}
         for a in args.answer_thresholds:

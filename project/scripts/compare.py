@@ -37,14 +37,14 @@ what determines the run (the config file's text, the system's overrides, the sch
 descriptions, the data files, N, K, the seed, the split and its subset): a run is reused only
 when all of these are unchanged, so after a config change the command re-runs what the change
 touches. Writes METRICS_DIR/compare.json, compare.md, compare.png (F1 by system and K) and
-training.png (each trained system's loss and answer rate per update, by K and seed).
+training.png (each trained system's loss and answer rate per update, by K and seed), with the
+writers of scripts/compare_report.py.
 """
 import argparse
 import functools
 import hashlib
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -55,14 +55,13 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from card import curve  # scripts/card.py: the loss per update from a training log
+from compare_report import SYSTEMS, plot_training, system_entry, training_summary, write_summary
 from spacy_cllmfs import configs, recipe, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
-from spacy_cllmfs.scoring import aggregate, score_pipeline
+from spacy_cllmfs.bridge import in_context_pipeline
+from spacy_cllmfs.scoring import aggregate, fixed_subset, score_pipeline
 
-SYSTEMS = ("cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
-           "spacy_ner", "spacy_llm_icl", "zero_shot")
 # Trained with CONFIG and the scaled schedule, with these overrides.
 ABLATIONS = {
     "cllmfs": [],
@@ -139,13 +138,6 @@ def run_path(args, name: str, k: int, seed: int) -> Path:
     return args.work / "runs" / f"{name}_k{k}_seed{seed}-{run_key(args, name, k, seed)}.json"
 
 
-def test_subset(docs, limit: int):
-    """A fixed subset: `limit` documents drawn with random.Random(0), in corpus order."""
-    if not limit or limit >= len(docs):
-        return list(range(len(docs)))
-    return sorted(random.Random(0).sample(range(len(docs)), limit))
-
-
 def rehearsal_docs(args, vocab, seed: int):
     """--rehearsal sentences of the source corpora, drawn as the recipe's corpus reader draws
     them (spacy_cllmfs.recipe.rehearsal_docs: random.Random(seed), in corpus order); each keeps
@@ -167,29 +159,6 @@ def spacy_cli(*args, threads: int) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-score = score_pipeline  # (nlp, gold, labels, batch_size)
-
-
-def icl_pipeline(base_model: dict, labels, shots, max_new_tokens: int):
-    """spacy-llm's NER.v3 on the base model (a [model.base_model] block), the shot docs as its
-    examples and the descriptions (labels as a dict) as its label definitions."""
-    from spacy.training import Example
-
-    nlp = spacy.blank("en")
-    task = {"@llm_tasks": "spacy.NER.v3", "labels": list(labels)}
-    if isinstance(labels, dict):
-        task["label_definitions"] = dict(labels)
-    nlp.add_pipe("llm", config={
-        "task": task,
-        "model": {"@llm_models": "spacy_cllmfs.CLLMFS.v1", "base_model": dict(base_model),
-                  "max_new_tokens": max_new_tokens},
-    })
-    egs = [Example(nlp.make_doc(d.text), d) for d in shots]
-    nlp.config["initialize"]["components"]["llm"] = {"n_prompt_examples": -1}
-    nlp.initialize(lambda: egs)
-    return nlp
-
-
 def run_unit(args, k: int, seed: int, threads: int):
     """Every system for one K-shot set; returns the names of the runs written."""
     import torch
@@ -204,7 +173,7 @@ def run_unit(args, k: int, seed: int, threads: int):
     vocab = spacy.blank("en").vocab
     train = read_docs(args.corpus / "train.spacy", vocab)
     test = read_docs(args.corpus / f"{args.split}.spacy", vocab)
-    test = [test[i] for i in test_subset(test, args.test_limit)]
+    test = [test[i] for i in fixed_subset(test, args.test_limit)]
     types, indices = sample_episode(train, args.ways, k, seed)
     shots_path, labels_path = work / "shots.spacy", work / "labels.json"
     shots = [train[i] for i in indices]
@@ -261,7 +230,7 @@ def run_unit(args, k: int, seed: int, threads: int):
                   *common(train_path), "--paths.labels", labels_path, "--gpu-id", args.gpu_id,
                   *log, *overrides, threads=threads)
         stage = "model-best" if args.dev else "model-last"
-        result = score(spacy.load(out / stage), test, types)
+        result = score_pipeline(spacy.load(out / stage), test, types)
         save(name, {**result, **training_summary(out / "log.jsonl")}, started)
 
     for name, overrides in variants.items():
@@ -277,13 +246,13 @@ def run_unit(args, k: int, seed: int, threads: int):
         started = time.time()
         out = work / "spacy_ner"
         spacy_cli("train", args.ner_config, "--output", out, *common(), threads=threads)
-        save("spacy_ner", score(spacy.load(out / "model-best"), test, types, 256), started)
+        save("spacy_ner", score_pipeline(spacy.load(out / "model-best"), test, types, 256), started)
     if "spacy_llm_icl" in args.systems and not done("spacy_llm_icl"):
         started = time.time()
         base = spacy.util.load_config(args.config)["components"]["cllmfs_ner"]["model"]
-        nlp = icl_pipeline(base["base_model"], labels, read_docs(shots_path, vocab),
+        nlp = in_context_pipeline(base["base_model"], labels, read_docs(shots_path, vocab),
                            args.icl_max_new_tokens)
-        save("spacy_llm_icl", score(nlp, test, types, 8), started)
+        save("spacy_llm_icl", score_pipeline(nlp, test, types, 8), started)
     for name in UNTRAINED:
         if name not in args.systems or done(name):
             continue
@@ -300,23 +269,8 @@ def run_unit(args, k: int, seed: int, threads: int):
             spacy_cli("assemble", args.config, out, "--paths.labels", labels_path,
                       *overrides_of(args, name),
                       threads=threads)
-            save(name, score(spacy.load(out), test, types), started)
+            save(name, score_pipeline(spacy.load(out), test, types), started)
     return written
-
-
-def training_summary(log_path: Path) -> dict:
-    """From the training log (scripts/training_log.py): the number of updates, the first and
-    last losses, and the answer rates (model and gold) over the last tenth of the updates."""
-    if not log_path.exists():
-        return {}
-    updates = [r for r in srsly.read_jsonl(log_path) if "update" in r]
-    if not updates:
-        return {}
-    tail = updates[-max(1, len(updates) // 10):]
-    return {"updates": len(updates), "first_loss": updates[0]["loss"],
-            "last_loss": updates[-1]["loss"],
-            "answer_rate": sum(r.get("answer_rate", 0) for r in tail) / len(tail),
-            "answer_rate_gold": sum(r.get("answer_rate_gold", 0) for r in tail) / len(tail)}
 
 
 def summarise(args, names, settings) -> dict:
@@ -340,116 +294,8 @@ def summarise(args, names, settings) -> dict:
             systems[name] = system_entry(by_k)
     result = {"systems": systems, **settings}
     write_summary(metrics, result)
-    plot_training(args, names, metrics / "training.png")  # the systems with a training log
+    plot_training(args.work, shots, seeds, names, metrics / "training.png")  # the systems with a training log
     return result
-
-
-def system_entry(by_k: dict) -> dict:
-    """A system's summary from its cells by K: the top-level f1 / f1_std are the smallest K's."""
-    first = by_k[min(by_k, key=int)]
-    return {"f1": first["f1"], "f1_std": first["f1_std"], "shots": by_k}
-
-
-def write_summary(metrics: Path, result: dict) -> None:
-    """METRICS_DIR/compare.json, compare.md (the table) and compare.png (the plot)."""
-    metrics.mkdir(parents=True, exist_ok=True)
-    srsly.write_json(metrics / "compare.json", result)
-    (metrics / "compare.md").write_text(table(result["systems"], result["shots"]),
-                                        encoding="utf8")
-    plot(result["systems"], result["shots"], metrics / "compare.png", result)
-
-
-def table(systems: dict, shots) -> str:
-    head = "| system | " + " | ".join(f"F1, K={k}" for k in shots) + " |"
-    lines = [head, "|---|" + "---:|" * len(shots)]
-    for name, data in systems.items():
-        cells = []
-        for k in shots:
-            run = data["shots"].get(str(k))
-            cells.append("—" if run is None else
-                         f"{100 * run['f1']:.1f} ± {100 * run['f1_std']:.1f} "
-                         f"(P {100 * run['precision']:.1f}, R {100 * run['recall']:.1f}; "
-                         f"{len(run['seeds'])} seeds)")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(systems: dict, shots, path: Path, settings: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(systems)
-    width = 0.8 / max(len(shots), 1)
-    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 4))
-    for i, k in enumerate(shots):
-        xs, ys, errs = [], [], []
-        for j, name in enumerate(names):
-            run = systems[name]["shots"].get(str(k))
-            if run is not None:
-                xs.append(j + (i - (len(shots) - 1) / 2) * width)
-                ys.append(100 * run["f1"])
-                errs.append(100 * run["f1_std"])
-        bars = ax.bar(xs, ys, width, yerr=errs, capsize=3, label=f"K = {k}")
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
-    ax.set_xticks(range(len(names)), names, rotation=20)
-    ax.set_ylabel("strict micro F1 (%), mean ± std over seeds")
-    ax.set_title(f"{settings['data']}: {settings['ways']}-way K-shot, "
-                 f"{settings['test_docs']} test sentences", fontsize=10)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def smooth(values, share: float = 0.1):
-    """Running mean over the last `share` of the values (at least 1): the per-update figures
-    of a batch of two sentences are too noisy to read."""
-    window = max(1, int(len(values) * share))
-    means = []
-    for i in range(len(values)):
-        last = values[max(0, i + 1 - window): i + 1]
-        means.append(sum(last) / len(last))
-    return means
-
-
-def plot_training(args, names, path: Path) -> bool:
-    """Each trained system's per-update loss and answer rate (share of rows the adapter
-    answers with an entity, and the gold share), running means over a tenth of the updates,
-    one line per K and seed, from the training logs in WORK_DIR/k<K>/seed<S>/<system>/log.jsonl;
-    False when there is no log."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    logs = {name: [(k, s, args.work / f"k{k}" / f"seed{s}" / name / "log.jsonl")
-                   for k in args.shots for s in args.seeds] for name in names}
-    logs = {name: [x for x in found if x[2].exists()] for name, found in logs.items()}
-    logs = {name: found for name, found in logs.items() if found}
-    if not logs:
-        return False
-    fig, axes = plt.subplots(len(logs), 2, figsize=(10, 2.6 * len(logs)), squeeze=False)
-    for (name, found), (loss_ax, rate_ax) in zip(logs.items(), axes):
-        for k, seed, log in found:
-            steps, losses = curve(log)
-            loss_ax.plot(steps, smooth(losses), label=f"K={k} seed {seed}", linewidth=1)
-            updates = [r for r in srsly.read_jsonl(log) if "answer_rate" in r]
-            at = [r["update"] for r in updates]
-            line, = rate_ax.plot(at, smooth([r["answer_rate"] for r in updates]), linewidth=1)
-            rate_ax.plot(at, smooth([r["answer_rate_gold"] for r in updates]), linewidth=1,
-                         linestyle=":", color=line.get_color())
-        loss_ax.set_yscale("log")
-        loss_ax.set_ylabel(f"{name}\nloss per update (running mean)")
-        rate_ax.set_ylabel("answer rate (dotted: gold)")
-        loss_ax.legend(fontsize=6)
-    axes[-1][0].set_xlabel("update")
-    axes[-1][1].set_xlabel("update")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
 
 
 def override_args(overrides: str) -> list:
@@ -525,7 +371,7 @@ def main() -> None:
     test = read_docs(args.corpus / f"{args.split}.spacy", spacy.blank("en").vocab)
     settings = {
         "data": args.corpus.name, "split": args.split, "ways": args.ways, "shots": args.shots, "seeds": args.seeds,
-        "test_docs": len(test_subset(test, args.test_limit)), "test_total": len(test),
+        "test_docs": len(fixed_subset(test, args.test_limit)), "test_total": len(test),
         "test_subset": "all" if not args.test_limit or args.test_limit >= len(test) else
         f"{args.test_limit} sentences drawn with random.Random(0).sample, in corpus order",
         "config": str(args.config), "blank_config": str(args.blank_config),

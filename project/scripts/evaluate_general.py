@@ -25,16 +25,15 @@ import spacy
 import srsly
 import torch
 
-from compare import test_subset  # the compare workflow's fixed test subset
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
-from spacy_cllmfs.scoring import strict_scores, unannotated
+from spacy_cllmfs.scoring import fixed_subset, strict_scores, unannotated
 
 HERE = Path(__file__).resolve().parent.parent
 
 
 def subset(docs, limit):
-    return [docs[i] for i in test_subset(docs, limit)]
+    return [docs[i] for i in fixed_subset(docs, limit)]
 
 
 def heldout_half(docs, split: str):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import srsly
 
-from compare import SYSTEMS, system_entry, write_summary
+from compare_report import SYSTEMS, system_entry, write_summary
 
 MERGED = ("systems", "shots", "seeds", "variants")  # what may differ between the summaries
 

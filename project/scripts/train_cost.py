@@ -29,7 +29,8 @@ import srsly
 from spacy.tokens import DocBin
 
 # scripts/compare.py: the same scoring, subsets and --variant overrides
-from compare import override_args, score, test_subset
+from compare import override_args
+from spacy_cllmfs.scoring import fixed_subset, score_pipeline
 from spacy_cllmfs import configs, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.fewshot import sample_episode
@@ -69,7 +70,7 @@ def heldout(corpus: Path, corpora, limit: int, vocab):
     gold = []
     for name in corpora:
         docs = read_docs(corpus / name / "heldout.spacy", vocab)
-        for i in test_subset(docs, limit):
+        for i in fixed_subset(docs, limit):
             docs[i].user_data.pop(TYPES_KEY, None)
             gold.append(docs[i])
     return gold
@@ -86,7 +87,7 @@ def evaluate(pipeline: Path, gold, labels, threads: int) -> dict:
     torch.set_num_threads(threads)
     nlp = spacy.load(pipeline)
     started = time.time()
-    scores = score(nlp, gold, labels)
+    scores = score_pipeline(nlp, gold, labels)
     return {"heldout_docs": len(gold), "heldout_seconds": round(time.time() - started, 1),
             **{f"heldout_{m}": round(scores[m], 4) for m in ("precision", "recall", "f1")}}
 
