@@ -11,9 +11,11 @@ can name its own types in `doc.user_data["cllmfs_types"]` ({label: {"description
 "names": [str, ...]}}): the types its corpus annotates, since only for those is a missing entity
 a true "none" (the source stage mixes corpora with different types). The row settings
 ([components.cllmfs_ner.rows]) can then ask only a sample of the absent types next to the
-present ones, and show each type under a varied surface form (another name, another case, or
-its description alone), so that a model learns to read the question instead of memorising
-names. Sampling uses Python's `random`, which spaCy's trainer seeds.
+present ones, show each type under a varied surface form (another name, another case, or
+its description alone), and vary the description too (the description, its paraphrase, or the
+name alone, as a user's plain list of labels is asked), so that a model learns to read the
+question instead of memorising one wording. Sampling uses Python's `random`, which spaCy's
+trainer seeds.
 """
 import random
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ class RowSettings:
     absent_types: Optional[int] = None  # None: every type; n: the present ones + n absent
     vary_names: bool = False
     pass_tokens: int = PASS_TOKENS
+    vary_descriptions: bool = False
 
     def __post_init__(self):
         if self.absent_types is not None and self.absent_types < 0:
@@ -73,17 +76,20 @@ class RowSettings:
 
 @registry.misc("spacy_cllmfs.Rows.v1")
 def row_settings(absent_types: Optional[int] = None, vary_names: bool = False,
-                 pass_tokens: int = PASS_TOKENS) -> RowSettings:
+                 pass_tokens: int = PASS_TOKENS,
+                 vary_descriptions: bool = False) -> RowSettings:
     """[components.cllmfs_ner.rows]: ask every type (absent_types = null) or the present
     types and `absent_types` sampled absent ones; vary_names shows varied type names;
+    vary_descriptions shows a type's description, its paraphrase or its name alone;
     pass_tokens bounds the padded positions of one training pass (memory)."""
-    return RowSettings(absent_types, vary_names, pass_tokens)
+    return RowSettings(absent_types, vary_names, pass_tokens, vary_descriptions)
 
 
 @dataclass(frozen=True)
 class TypeInfo:
     description: str
     names: Tuple[str, ...] = ()
+    paraphrase: str = ""  # the description in other words (empty: none)
 
 
 def doc_types(doc, labels: Dict[str, str]) -> Dict[str, TypeInfo]:
@@ -96,7 +102,8 @@ def doc_types(doc, labels: Dict[str, str]) -> Dict[str, TypeInfo]:
             f"doc.user_data[{TYPES_KEY!r}] must be a non-empty dict of label -> "
             f"{{'description': ..., 'names': [...]}}, got {own!r} (text: {doc.text[:40]!r})."
         )
-    types = {label: TypeInfo(info.get("description") or label, tuple(info.get("names", ())))
+    types = {label: TypeInfo(info.get("description") or label, tuple(info.get("names", ())),
+                             info.get("paraphrase") or "")
              for label, info in own.items()}
     unknown = sorted({e.label_ for e in doc.ents} - set(types))
     if unknown:
@@ -107,15 +114,26 @@ def doc_types(doc, labels: Dict[str, str]) -> Dict[str, TypeInfo]:
     return types
 
 
-def surface(label: str, info: TypeInfo, rng: random.Random) -> Tuple[str, str]:
-    """(name, description) to show for a type: one of its names or its description alone,
-    sometimes lower- or upper-cased."""
-    options = [(name, info.description) for name in dict.fromkeys((label, *info.names))]
-    options.append((info.description, info.description))
-    name, description = rng.choice(options)
-    if name != description:
+def surface(label: str, info: TypeInfo, rng: random.Random, vary_names: bool = True,
+            vary_descriptions: bool = False) -> Tuple[str, str]:
+    """(name, description) to show for a type. vary_names: one of its names or its description
+    alone, sometimes lower- or upper-cased. vary_descriptions: a named type's description is its
+    description (half the time), its paraphrase or the name alone (a quarter each; without a
+    paraphrase, the description)."""
+    name, description = label, info.description
+    if vary_names:
+        options = [(name, info.description) for name in dict.fromkeys((label, *info.names))]
+        options.append((info.description, info.description))
+        name, description = rng.choice(options)
+        if name != description:
+            roll = rng.random()
+            name = name.lower() if roll < 0.2 else name.upper() if roll < 0.3 else name
+    if vary_descriptions and name != description:
         roll = rng.random()
-        name = name.lower() if roll < 0.2 else name.upper() if roll < 0.3 else name
+        if roll >= 0.75:
+            description = name
+        elif roll >= 0.5 and info.paraphrase:
+            description = info.paraphrase
     return name, description
 
 
@@ -139,9 +157,10 @@ def build_rows(docs: Iterable, prompter: Prompter, labels: Dict[str, str],
         text = prompter.encode_text(doc.text)
         types = doc_types(doc, labels)
         asked = asked_types(doc, types, settings, rng)
-        if settings.vary_names:
+        if settings.vary_names or settings.vary_descriptions:
             rng.shuffle(asked)
-            shown = {label: surface(label, types[label], rng) for label in asked}
+            shown = {label: surface(label, types[label], rng, settings.vary_names,
+                                    settings.vary_descriptions) for label in asked}
         else:
             shown = {label: (label, types[label].description) for label in asked}
         if prompter.template.joint:

@@ -200,3 +200,15 @@ def test_gum_entity_brackets(tmp_path):
     counts = convert_gum.main(tmp_path, tmp_path / "out")
     assert counts == {"train": 2, "dev": 2, "test": 0}
     assert (tmp_path / "out/dev.conll").read_text().startswith("-DOCSTART-\tO\n\nThe\tB-animal")
+
+
+def test_every_source_type_has_a_description_other_names_and_a_paraphrase():
+    """The rows vary a type's name and its description (rows.vary_names, vary_descriptions):
+    each of the source stage's types needs all three, the paraphrase in other words."""
+    described = srsly.read_json(PROJECT / "configs" / "source_types.json")
+    types = [(c, t, info) for c, ts in described.items() if not c.startswith("_")
+             for t, info in ts.items()]
+    assert len(types) >= 150
+    for corpus, label, info in types:
+        assert info["description"] and info["names"], (corpus, label)
+        assert info["paraphrase"] and info["paraphrase"] != info["description"], (corpus, label)

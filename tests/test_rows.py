@@ -6,7 +6,7 @@ import spacy
 from spacy.tokens import Doc
 
 from spacy_cllmfs.prompts import Prompter, Template
-from spacy_cllmfs.rows import TYPES_KEY, RowSettings, build_rows, row_settings
+from spacy_cllmfs.rows import TYPES_KEY, RowSettings, TypeInfo, build_rows, row_settings, surface
 from spacy_cllmfs.testing import tiny_tokenizer
 
 LABELS = {"PERSON": "names of people", "ORG": "companies and institutions"}
@@ -94,6 +94,42 @@ def test_varied_names_keep_the_gold_and_mark_the_shown_name(prompter):
     assert {"Organ", "organ", "body organ", "organs of the body"} <= organ
     assert any(name.isupper() for name in organ)  # sometimes another case
     assert {name for label, name in shown if label == "Cell"} >= {"Cell", "cell"}
+
+
+def test_varied_descriptions_show_the_description_its_paraphrase_or_the_name_alone():
+    info = TypeInfo("organs of the body", ("organ",), paraphrase="an organ, such as the heart")
+    rng = random.Random(0)
+    drawn = [surface("Organ", info, rng, vary_names=False, vary_descriptions=True)
+             for _ in range(400)]
+    assert {name for name, _ in drawn} == {"Organ"}  # the name itself is not varied
+    counts = {d: sum(1 for _, x in drawn if x == d)
+              for d in ("organs of the body", "an organ, such as the heart", "Organ")}
+    assert sum(counts.values()) == 400
+    assert 160 < counts["organs of the body"] < 240  # about half
+    assert 70 < counts["an organ, such as the heart"] < 130  # about a quarter each
+    assert 70 < counts["Organ"] < 130
+    # without a paraphrase, that quarter keeps the description; never an empty one
+    bare = TypeInfo("organs of the body", ("organ",))
+    assert {d for _, d in (surface("Organ", bare, rng, False, True) for _ in range(100))} == {
+        "organs of the body", "Organ"}
+    # the description alone as the name stays itself; off, nothing varies
+    for _ in range(200):
+        name, description = surface("Organ", info, rng, True, True)
+        assert description != "" and (name != "organs of the body" or description == name)
+    assert surface("Organ", info, rng, False, False) == ("Organ", "organs of the body")
+
+
+def test_rows_ask_with_the_paraphrase_from_a_docs_own_types(prompter):
+    types = {label: {**info, "paraphrase": f"PARA {label}"} for label, info in TYPES.items()}
+    doc = make_doc(["Heart", "cells"], ["B-Organ", "B-Cell"], types)
+    prompts = set()
+    for seed in range(30):
+        for row in build_rows([doc], prompter, LABELS, RowSettings(0, vary_descriptions=True),
+                              random.Random(seed)):
+            prompts.add(decode(prompter, row.prompt))
+            assert row.entities == ([(0, 5)] if row.label == "Organ" else [(6, 11)])
+    assert any("PARA Organ" in p for p in prompts) and any("organs of the body" in p for p in prompts)
+    assert row_settings(vary_descriptions=True).vary_descriptions
 
 
 def test_layout_b_lists_the_asked_types_once_in_the_prefix():

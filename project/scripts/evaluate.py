@@ -13,18 +13,15 @@ from pathlib import Path
 
 import spacy
 import srsly
-from tqdm import tqdm
 
 from spacy_cllmfs.corpus import read_docs
-from spacy_cllmfs.scoring import aggregate, markdown_table, strict_scores, unannotated
+from spacy_cllmfs.scoring import aggregate, markdown_table, score_pipeline
 
 
-def score(model_dir: Path, gold, desc: str):
+def score(model_dir: Path, gold):
+    """A saved pipeline's strict scores on the types it was trained for."""
     nlp = spacy.load(model_dir)
-    labels = nlp.get_pipe("cllmfs_ner").labels
-    bare = unannotated(gold, nlp.vocab)
-    predicted = list(tqdm(nlp.pipe(bare), total=len(bare), desc=desc, unit="doc"))
-    return strict_scores(gold, predicted, labels)
+    return score_pipeline(nlp, gold, nlp.get_pipe("cllmfs_ner").labels, nlp.batch_size)
 
 
 def main(corpus, models, metrics, domains, seeds, stage, name) -> None:
@@ -32,7 +29,7 @@ def main(corpus, models, metrics, domains, seeds, stage, name) -> None:
     for domain in domains:
         gold = read_docs(corpus / domain / "test.spacy", spacy.blank("en").vocab)
         runs = [
-            score(models / domain / f"seed{seed}" / stage, gold, f"{domain} seed {seed}")
+            score(models / domain / f"seed{seed}" / stage, gold)
             for seed in seeds
         ]
         result = {**aggregate(runs), "seeds": list(seeds), "runs": runs,
