@@ -9,10 +9,14 @@ first `warmup` share of the steps and decays linearly to zero (thinc's warmup_li
 `overrides` turns it into `spacy train` overrides for a config whose learning rate is a
 warmup_linear schedule ([training.optimizer.learn_rate]) and whose batcher has a fixed `size`,
 or, for the packaged recipe (configs/fewshot.cfg, whose blocks count the corpus themselves:
-recipe.py), into the settings of those blocks.
+recipe.py), into the settings of those blocks. `resumed_warmup_linear` continues a warmup_linear
+schedule from a later step, for training in chunks.
 """
 import math
 from typing import List
+
+from spacy.util import registry
+from thinc.api import warmup_linear
 
 
 def fewshot_steps(n_docs: int, batch_size: int, epochs: float, min_steps: int = 20) -> int:
@@ -56,3 +60,17 @@ def overrides(config, n_docs: int, epochs: float, warmup: float = 0.1,
             "--training.eval_frequency", str(eval_frequency(steps, evaluations)),
             f"{section}.total_steps", str(steps),
             f"{section}.warmup_steps", str(max(1, round(warmup * steps)))]
+
+
+@registry.schedules("spacy_cllmfs.resumed_warmup_linear.v1")
+def resumed_warmup_linear(initial_rate: float, warmup_steps: int, total_steps: int,
+                          done_steps: int = 0):
+    """thinc's warmup_linear, from step `done_steps` on: a training run that continues an
+    earlier one (the project's chunked source training) goes on with the learning rate where
+    the earlier one stopped."""
+    if done_steps < 0:
+        raise ValueError(f"done_steps must be >= 0, got {done_steps}.")
+    rates = warmup_linear(initial_rate, warmup_steps, total_steps)
+    for _ in range(done_steps):
+        next(rates)
+    return rates

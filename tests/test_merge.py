@@ -17,6 +17,20 @@ def nlp():
     return train(tiny_nlp())
 
 
+@pytest.fixture(autouse=True)
+def unmerged_start(request):
+    """Each test starts from the adapter taken out of the base weights and the default
+    decoding settings, whatever the tests before it (in any order) left."""
+    if "nlp" not in request.fixturenames:
+        yield
+        return
+    pipe = request.getfixturevalue("nlp").get_pipe("cllmfs_ner")
+    settings = pipe.decoding
+    pipe.language_model.unmerge()
+    yield
+    pipe.decoding = settings
+
+
 def base_weights(nlp):
     lm = nlp.get_pipe("cllmfs_ner").language_model
     return {n: p.detach().clone() for n, p in lm.base.named_parameters() if "lora_" not in n}

@@ -297,6 +297,44 @@ def test_the_source_workflow_trains_scores_and_writes_a_card(source_project):
     assert "| source/sec |" in (root / "metrics" / "source" / "card.md").read_text()
 
 
+def test_chunked_source_training_resumes_from_the_last_finished_chunk(source_project, tmp_path):
+    """scripts/train_source.py: the config's steps in chunks, each from the one before's
+    adapter with the learning rate where it stopped; a second run goes on from the last
+    finished chunk."""
+    root, out = source_project, tmp_path / "chunked"
+    command = [sys.executable, "scripts/train_source.py", "configs/source_smoke.cfg", str(out),
+               "--chunk-steps", "2", "--paths.train", "corpus/source/train.spacy",
+               "--paths.dev", "corpus/source/dev.spacy", "--paths.labels",
+               "corpus/source/labels.json"]
+    first = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "chunk 1 of 2" in first.stdout and "chunk 2 of 2" in first.stdout
+    state = srsly.read_json(out / "chunks.json")
+    assert state["plan"] == [[0, 2], [2, 2]] and len(state["done"]) == 2
+    second = spacy.util.load_config(out / "chunk1" / "model-last" / "config.cfg")
+    model = second["components"]["cllmfs_ner"]["model"]
+    assert model["start"] == str(out / "chunk0" / "model-last" / "cllmfs_ner" / "adapter")
+    rate = second["training"]["optimizer"]["learn_rate"]
+    assert rate["@schedules"] == "spacy_cllmfs.resumed_warmup_linear.v1" and rate["done_steps"] == 2
+    assert second["system"]["seed"] == 1
+    nlp = spacy.load(out / "model-last")
+    assert set(nlp.get_pipe("cllmfs_ner").labels) == {"PER", "ORG", "LOC", "Organ", "Cell"}
+    log = list(srsly.read_jsonl(out / "log.jsonl"))
+    assert [r["step"] for r in log if "step" in r] == [0, 2, 2, 4]
+    assert [r["update"] for r in log if "update" in r] == [1, 2, 3, 4, 5, 6]
+    # killed in the second chunk: the next run makes that chunk alone
+    srsly.write_json(out / "chunks.json", {**state, "done": state["done"][:1]})
+    shutil.rmtree(out / "chunk1")
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "chunk 1 of 2" not in again.stdout and "chunk 2 of 2" in again.stdout
+    assert (out / "chunk1" / "model-last").is_dir()
+    # another plan for the same folder is refused
+    other = subprocess.run([*command[:5], "3", *command[6:]], cwd=root, capture_output=True,
+                           text=True)
+    assert other.returncode != 0 and "other chunks" in other.stderr
+
+
 def test_evaluate_general_keeps_the_dev_and_test_halves_of_a_heldout_split_apart():
     evaluate_general = load_script("evaluate_general")
     for n in (1, 2, 7, 140):

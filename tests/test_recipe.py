@@ -11,6 +11,7 @@ import pytest
 import spacy
 import srsly
 from spacy.tokens import DocBin
+from spacy.util import registry
 
 from spacy_cllmfs import configs, recipe
 from spacy_cllmfs.prompts import label_dict
@@ -178,3 +179,20 @@ def test_spacy_assemble_takes_the_shipped_config_without_a_corpus(user_data, tmp
     read = recipe.fewshot_corpus(None)
     with pytest.raises(ValueError, match="paths.train"):
         list(read(spacy.blank("en")))
+
+
+def test_a_resumed_warmup_linear_goes_on_where_the_earlier_run_stopped():
+    from thinc.api import warmup_linear
+
+    from spacy_cllmfs.schedule import resumed_warmup_linear
+
+    whole = [next(rates) for rates in [warmup_linear(1e-3, 3, 10)] for _ in range(12)]
+    later = resumed_warmup_linear(1e-3, 3, 10, done_steps=4)
+    assert [next(later) for _ in range(8)] == whole[4:]
+    assert next(resumed_warmup_linear(1e-3, 3, 10)) == whole[0]
+    with pytest.raises(ValueError, match="done_steps"):
+        resumed_warmup_linear(1e-3, 3, 10, done_steps=-1)
+    resolved = registry.resolve({"x": {"@schedules": "spacy_cllmfs.resumed_warmup_linear.v1",
+                                       "initial_rate": 1e-3, "warmup_steps": 3,
+                                       "total_steps": 10, "done_steps": 9}})
+    assert next(resolved["x"]) == whole[9]
