@@ -33,7 +33,8 @@ from spacy.cli._util import parse_config_overrides  # spacy train's own parser
 
 
 def plan(config: dict, chunk_steps: int):
-    """[(first step, steps)] of each chunk, from the config's training.max_steps."""
+    """[[first step, steps]] of each chunk (lists, as chunks.json holds them), from the
+    config's training.max_steps."""
     total = int(config["training"]["max_steps"])
     if total < 1 or chunk_steps < 1:
         raise SystemExit(f"training.max_steps ({total}) and --chunk-steps ({chunk_steps}) must "
@@ -54,6 +55,11 @@ def chunk_overrides(config: dict, first: int, steps: int, start: str, number: in
         "--system.seed", str(int(config["system"]["seed"]) + number),
         "--components.cllmfs_ner.model.start", start,
     ]
+
+
+def adapter(chunk_dir: Path) -> str:
+    """The adapter a chunk leaves, which the next chunk starts from."""
+    return str(chunk_dir / "model-last" / "cllmfs_ner" / "adapter")
 
 
 def join_logs(chunks, out: Path) -> None:
@@ -89,18 +95,19 @@ def main(args, extra) -> None:
     for number, (first, steps) in enumerate(chunks):
         out = args.output / f"chunk{number}"
         if number < len(done):
-            start = str(out / "model-last" / "cllmfs_ner" / "adapter")
+            start = adapter(out)
             continue
         began = time.time()
         print(f"chunk {number + 1} of {len(chunks)}: steps {first} to {first + steps}, "
               f"from {start}", flush=True)
         subprocess.run([sys.executable, "-m", "spacy", "train", str(args.config), "--output",
-                        str(out), "--gpu-id", str(args.gpu_id), *extra, "--paths.log", str(out / "log.jsonl"),
+                        str(out), "--gpu-id", str(args.gpu_id), *extra,
+                        "--paths.log", str(out / "log.jsonl"),
                         *chunk_overrides(config, first, steps, start, number)], check=True)
         done.append({"chunk": number, "first": first, "steps": steps,
                      "seconds": round(time.time() - began, 1)})
         srsly.write_json(state_path, {"plan": chunks, "done": done})
-        start = str(out / "model-last" / "cllmfs_ner" / "adapter")
+        start = adapter(out)
     last = args.output / f"chunk{len(chunks) - 1}" / "model-last"
     shutil.rmtree(args.output / "model-last", ignore_errors=True)
     shutil.copytree(last, args.output / "model-last")
