@@ -9,8 +9,10 @@ A prompt is prefix + text + question(type) (the templates put the text before th
 - each type's question is read after every text in one pass per type (no question padding);
   a single question (a joint template's, or one type's) is read in the text pass itself, so
   its rows are the documents' own caches, with no copy;
-- all (document, type) rows then decode together, greedily under the SpanConstraint, and rows
-  that finish leave the batch, so late steps run only on the rows still writing;
+- all (document, type) rows then decode together, greedily under the span constraint held as
+  index arrays on the model's device (tensor_constraint.py: SpanConstraint's grammar, a fixed
+  number of tensor operations a step and one small transfer to the host), and rows that finish
+  leave the batch, so late steps run only on the rows still writing;
 - every forward pass asks for the logits of the last position only;
 - documents are decoded in order of length, so the texts of a batch pad little, and a batch
   holds as many documents as its key/value cache allows (`rows_per_batch`), then the results
@@ -25,9 +27,10 @@ from typing import Iterator, List, Sequence
 import torch
 from transformers import DynamicCache
 
-from .constraint import Entity, SpanConstraint, SpanIndex
+from .constraint import Entity, SpanIndex
 from .generation import PrefixCache, common_prefix_length, forward, left_pad
 from .prompts import EncodedText, Prompter
+from .tensor_constraint import TensorConstraint
 
 
 @dataclass
@@ -162,13 +165,13 @@ class CachedDecoder:
         self.stats.documents += len(docs)
         self.stats.rows += len(rows)
         self.stats.batches += 1
-        constraint = SpanConstraint(
+        constraint = TensorConstraint(
             [indexes[doc] for doc, _ in rows], [label for _, label in rows], self.prompter,
-            self.settings.answer_threshold,
+            self.settings.answer_threshold, device=logits.device,
         )
         self._generate(constraint, cache, logits, mask, next_pos)
-        for row, (doc, _) in enumerate(rows):
-            found[doc].extend(constraint.entities(row))
+        for (doc, _), entities in zip(rows, constraint.entities()):
+            found[doc].extend(entities)
         return found
 
     def _read_texts(self, texts: Sequence[EncodedText], head: Sequence[int] = ()):
@@ -234,24 +237,28 @@ class CachedDecoder:
         next_pos = prefix_len + text_len.repeat_interleave(n_types) + q_len
         return torch.stack(logits, dim=1).reshape(rows, -1), mask, next_pos, merged
 
-    def _generate(self, constraint: SpanConstraint, cache, logits, mask, next_pos) -> None:
-        """Greedy steps under the constraint; finished rows leave the batch."""
+    def _generate(self, constraint: TensorConstraint, cache, logits, mask, next_pos) -> None:
+        """Greedy steps under the constraint; finished rows leave the batch. Each step moves
+        one small tensor to the host: which rows ended, and the edge count the next step needs."""
         max_new_tokens = self.settings.max_new_tokens
-        active = list(range(len(constraint.seqs)))
+        active = torch.arange(logits.shape[0], device=logits.device)
+        after = constraint.edges(active).tolist()
         for step in range(max_new_tokens):
-            tokens = constraint.masked(active, logits).argmax(dim=-1)
-            constraint.consume(tokens)
-            self.stats.answer_tokens += len(active)
-            keep = [k for k, row in enumerate(active) if not constraint.done(row)]
+            n_edges = sum(after)
+            tokens, after = constraint.step(active, logits, n_edges)
+            self.stats.answer_tokens += len(after)
+            after = after.tolist()
+            keep = [k for k, edges in enumerate(after) if edges >= 0]
             if not keep or step == max_new_tokens - 1:
                 self.stats.cut_off += len(keep)
                 break
-            if len(keep) < len(active):
+            if len(keep) < len(after):
+                after = [after[k] for k in keep]
                 select = torch.tensor(keep, device=logits.device)
                 cache.batch_select_indices(select)
                 mask, next_pos, tokens = mask[select], next_pos[select], tokens[select]
-                active = [active[k] for k in keep]
-            mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+                active = active[select]
+            mask = torch.cat([mask, mask.new_ones(len(keep), 1)], dim=1)
             logits = forward(self.lm, tokens[:, None], mask, next_pos[:, None], cache)
-            self.stats.answers += len(active)
+            self.stats.answers += len(keep)
             next_pos = next_pos + 1
