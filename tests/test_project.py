@@ -461,6 +461,31 @@ def test_publish_copies_the_current_results_and_files_gpu_runs_apart(tmp_path):
     (metrics / "gum" / "compare.json").write_text("{}")
     (metrics / "training.log").write_text("not a result")
     (metrics / "benchmark.json").write_text(json.dumps({"machine": "x86_64, device cuda:0 (H200)"}))
-    assert sorted(publish.main(metrics, results)) == ["compare.md", "gpu/benchmark.json",
-                                                      "gum/compare.json"]
+    (metrics / "gpu").mkdir()
+    (metrics / "gpu" / "NVIDIA-H200.json").write_text("{}")
+    assert sorted(publish.main(metrics, results)) == ["compare.md", "gpu/NVIDIA-H200.json",
+                                                      "gpu/benchmark.json", "gum/compare.json"]
     assert not (results / "training.log").exists()
+
+
+def test_the_gpu_benchmark_runs_on_a_cpu_with_a_small_shape(project, monkeypatch, tmp_path):
+    """benchmark_gpu.py, as the GPU runs it, on the CPU with the 2-layer shape and the bundled
+    sample: every figure is there, and the training step's FLOPs are at least a forward and a
+    backward pass through the frozen weights' matrix products."""
+    monkeypatch.chdir(project)
+    benchmark_gpu = load_script("benchmark_gpu")
+    result = benchmark_gpu.main(tmp_path, None, 6, -1, ["float32"], {"batch_size": 512},
+                                "tiny", 6, 1, 2, 0.0)
+    (written,) = tmp_path.glob("*.json")
+    assert json.loads(written.read_text())["device"] == result["device"]
+    assert result["device"].startswith("CPU")
+    smollm2 = result["smollm2"]["float32"]
+    assert smollm2["docs"] == 6 and smollm2["docs_per_s"] > 0
+    assert 0 < smollm2["pipe_over_forward"] < 1, "the decoder reads more than the texts"
+    big = result["big_model"]
+    shape = benchmark_gpu.SHAPES["tiny"]
+    layer = 4 * shape["hidden_size"] ** 2 + 3 * shape["hidden_size"] * shape["intermediate_size"]
+    assert big["training"]["flops_per_token"] > 4 * shape["num_hidden_layers"] * layer
+    assert big["training"]["mfu"] is None, "no peak is known for a CPU"
+    assert 0 < big["trainable"] < big["parameters"]
+    assert big["pipe"]["docs"] == 6

@@ -1,6 +1,6 @@
 """Copy the current results a user should see from metrics/ (which git ignores and commands
 write) into results/ (committed): the comparison tables and plots, the document benchmark, the
-latest speed benchmark per device, the general adapter's card.
+latest speed benchmark per device (and benchmark_gpu.py's runs, one per device), the general adapter's card.
 
 Usage: python scripts/publish.py [METRICS_DIR] [RESULTS_DIR]
 Copies only what exists and says what it copied; nothing else is touched.
@@ -35,6 +35,10 @@ def main(metrics: Path, results: Path) -> list:
         (results / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(benchmark, results / target)
         copied.append(target)
+    for run in sorted((metrics / "gpu").glob("*.json")):  # benchmark_gpu.py: one per device
+        (results / "gpu").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run, results / "gpu" / run.name)
+        copied.append(f"gpu/{run.name}")
     print("published:", ", ".join(copied) or "nothing (run the commands that write metrics/)")
     return copied
 
