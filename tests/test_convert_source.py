@@ -4,6 +4,7 @@ from pathlib import Path
 
 import spacy
 import srsly
+from spacy.tokens import DocBin
 
 from spacy_cllmfs.corpus import read_docs
 
@@ -212,3 +213,21 @@ def test_every_source_type_has_a_description_other_names_and_a_paraphrase():
     for corpus, label, info in types:
         assert info["description"] and info["names"], (corpus, label)
         assert info["paraphrase"] and info["paraphrase"] != info["description"], (corpus, label)
+
+
+def test_convert_leaves_out_document_separators(tmp_path):
+    """GUM's CoNLL puts -DOCSTART- between documents: one doc per sentence, none of them the
+    separator."""
+    convert = load_script("convert")
+    domain = tmp_path / "assets" / "toy"
+    domain.mkdir(parents=True)
+    text = ("-DOCSTART-\tO\n\nA\tB-animal\ncat\tI-animal\nsat\tO\n\nYou\tB-person\nwon\tO\n\n"
+            "-DOCSTART-\tO\n\nThe\tB-time\nday\tI-time\n\n")
+    for split in ("train", "dev", "test"):
+        (domain / f"{split}.conll").write_text(text)
+    convert.main(tmp_path / "assets", tmp_path / "corpus", ["toy"])
+    docs = list(DocBin().from_disk(tmp_path / "corpus" / "toy" / "test.spacy")
+                .get_docs(spacy.blank("en").vocab))
+    assert [d.text.strip() for d in docs] == ["A cat sat", "You won", "The day"]
+    assert [[(e.text, e.label_) for e in d.ents] for d in docs] == [
+        [("A cat", "animal")], [("You", "person")], [("The day", "time")]]
