@@ -178,9 +178,9 @@ class TensorConstraint:
         start = torch.cumsum(count, 0) - count
         edge = self.first[state][row_of] + torch.arange(n_edges, device=device) - start[row_of]
         token, child = self.token[edge], self.child[edge]
-        leaf = self.mark[child].clamp(min=0)
         key = self.row_key[rows]
         closes = self.kind[child] == _CLOSED
+        leaf = torch.where(closes, self.mark[child], 0)  # mark is a label's number elsewhere
         allowed = ~closes | (self.used[key[row_of], leaf] < self.limit[leaf])
         out = state == self.row_open[rows]  # outside an entity: open one or end
         raw = scores[row_of, token]
@@ -216,7 +216,7 @@ class TensorConstraint:
         logp_sum = torch.where(opened, 0.0, self.logp_sum[rows]) + torch.where(in_span, logp, 0.0)
         logp_n = torch.where(opened, 0, self.logp_n[rows]) + in_span.long()
         closed = kind == _CLOSED
-        leaf = self.mark[node].clamp(min=0)
+        leaf = torch.where(closed, self.mark[node], 0)
         occurrence = self.used[key, leaf]
         self.used.index_put_((key, leaf), closed.long(), accumulate=True)
         score = decision + logp_sum / logp_n.clamp(min=1)

@@ -135,6 +135,26 @@ def test_a_joint_row_writes_each_entity_under_its_type():
     assert [e[:3] for e in tensor.entities()[0]] == [("PERSON", 0, 1), ("ORG", 4, 5)]
 
 
+def test_more_types_than_the_document_has_strings():
+    """One extractable string, three types: a type's number is never taken for a string's."""
+    labels = {"PERSON": "people", "ORG": "companies", "GPE": "places"}
+    prompter = Prompter(tiny_tokenizer(), Template.load("ner.v1"), labels)
+    index = build_span_index(spacy.blank("en")("Oslo"), prompter, 3)
+    args = ([index] * 3, list(labels), prompter)
+    python, tensor = SpanConstraint(*args), TensorConstraint(*args)
+    vocab = len(prompter.tokenizer)
+
+    def scores_at(step, rows):  # every token but the end ties: the lowest allowed id wins
+        scores = torch.ones((rows, vocab))
+        scores[:, prompter.eos_id] = 0.0
+        return scores
+
+    chosen = decode_both(python, tensor, scores_at, 20)
+    assert all(p == t for p, t in chosen)
+    assert [[e[:3] for e in row] for row in same_entities(python, tensor)] == [
+        [("PERSON", 0, 1)], [("ORG", 0, 1)], [("GPE", 0, 1)]]
+
+
 def test_a_document_without_spans_can_only_end():
     prompter = Prompter(tiny_tokenizer(), Template.load("ner.v1"), {"PERSON": "people"})
     index = build_span_index(spacy.blank("en")("  "), prompter, 3)
