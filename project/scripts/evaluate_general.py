@@ -9,9 +9,12 @@ Tasks (each a strict seqeval F1 and the documents per second of nlp.pipe):
           compare seed's 3 types and with all 6 (configs/wnut17_types.json)
   news    the bundled news sample's dev or test split, PERSON / ORG / LOC
           (configs/news_types.json)
+  gum     GUM's dev or test split (a fixed subset, --limit), all ten types with their
+          descriptions (configs/gum_types.json): every mention, named or not, a convention no
+          source corpus has
 
 Usage: python scripts/evaluate_general.py START OUTPUT.json [--template ner.v1] [--resume]
-         [--tasks source wnut17 news] [--split dev] [--limit 500] [--source-limit 300]
+         [--tasks source wnut17 news gum] [--split dev] [--limit 500] [--source-limit 300]
 START is what the component starts from (model.start): "default", "blank" or an adapter folder;
 or a saved pipeline (a folder with config.cfg, e.g. training/source/model-last), whose adapter,
 template and base model are used.
@@ -114,6 +117,11 @@ def main(args) -> dict:
         labels.pop("_about")
         gold = read_docs(args.news / f"{args.split}.spacy", vocab)
         record("news", lambda: run(args.start, args.template, labels, gold))
+    if "gum" in args.tasks:
+        labels = srsly.read_json(HERE / "configs" / "gum_types.json")
+        labels.pop("_about")
+        gold = subset(read_docs(args.gum / f"{args.split}.spacy", vocab), args.limit)
+        record("gum", lambda: run(args.start, args.template, labels, gold))
     return results
 
 
@@ -134,6 +142,7 @@ if __name__ == "__main__":
     parser.add_argument("--source", type=Path, default=Path("corpus/source"))
     parser.add_argument("--wnut", type=Path, default=Path("corpus/wnut17"))
     parser.add_argument("--news", type=Path, default=Path("corpus/news"))
+    parser.add_argument("--gum", type=Path, default=Path("corpus/gum"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
