@@ -24,7 +24,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from . import adapter, annotations, windows
-from .constraint import Entity, build_span_index
+from .constraint import Entity, build_span_indexes
 from .decoders import Decoder, DecoderSettings
 from .errors import AdapterError
 from .language_model import LanguageModel, causal_lm_lora
@@ -197,7 +197,7 @@ class CLLMFSNer(TrainablePipe):
             decoder.forget_prefix()  # computed from weights that have changed since
             self._prefix_generation = self.language_model.generation
         units = windows.units(docs, prompter, self.language_model.context, settings)
-        indexes = [build_span_index(u.part, prompter, settings.max_span_tokens) for u in units]
+        indexes = build_span_indexes([u.part for u in units], prompter, settings.max_span_tokens)
         stats = getattr(decoder, "stats", None)  # the cached decoder counts cut answers
         cut_before = stats.cut_off if stats is not None else 0
         found = decoder.decode([u.encoded for u in units], indexes, self.labels)

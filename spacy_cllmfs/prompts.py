@@ -244,6 +244,11 @@ class Prompter:
         if not texts:
             return []
         filled = [self.template.span.format(span=text) for text in texts]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and backend.truncation is None and backend.padding is None:
+            # A fast tokenizer: its Rust encoder gives the same ids without the Python
+            # wrapping of every encoding (most of the time of a document's span index).
+            return [tuple(e.ids) for e in backend.encode_batch(filled, add_special_tokens=False)]
         return [tuple(ids) for ids in self.tokenizer(filled, add_special_tokens=False)["input_ids"]]
 
     def prompt_ids(self, text: EncodedText, label: str) -> Tuple[int, ...]:

@@ -213,3 +213,16 @@ def test_openings_that_cannot_be_told_apart_are_an_error():
         opening_trie({"A": (1, 2), "B": (1, 2, 3)})
     with pytest.raises(ValueError, match="begins"):
         opening_trie({"B": (1, 2, 3), "A": (1, 2)})
+
+
+def test_indexes_built_together_equal_those_built_one_by_one(nlp, prompter):
+    """The pipeline tokenizes the spans of a whole batch of documents in one call."""
+    from spacy_cllmfs.constraint import build_span_indexes
+
+    docs = [nlp(t) for t in ("Ana met Bo and Ana.", "", "Bo met Cy  in Oslo.", "Ana")]
+    together = build_span_indexes(docs, prompter, 3)
+    assert len(together) == len(docs)
+    for doc, index in zip(docs, together):
+        alone = build_span_index(doc, prompter, 3)
+        assert index.trie == alone.trie and index.occurrences == alone.occurrences
+    assert together[1].trie == {} and together[0].occurrences != together[2].occurrences

@@ -72,3 +72,19 @@ def test_a_joint_template_has_one_question_and_an_opening_per_type():
     assert decode(response, skip_special_tokens=True) == "\nPERSON <<< Ana >>>\nORG <<< Acme >>>"
     with pytest.raises(ValueError, match="type name of every span"):
         joint.response_ids(spans)
+
+
+@pytest.mark.parametrize("template", ["ner.v1", "ner.v3"])
+def test_spans_encode_as_the_tokenizer_encodes_them(template):
+    """encode_spans reads the fast tokenizer's Rust encoder directly: the same ids as calling
+    the tokenizer, for every kind of text (spaces, emoji, other scripts, the delimiters)."""
+    tokenizer = tiny_tokenizer()
+    prompter = Prompter(tokenizer, Template.load(template), {"PERSON": "people"})
+    texts = ["Maria", "Maria Lopez", " Oslo", "x", "日本", "🙂 ok", "a>>>b", "<<<", "\t tab"]
+    filled = [prompter.template.span.format(span=t) for t in texts]
+    expected = [tuple(ids) for ids in tokenizer(filled, add_special_tokens=False)["input_ids"]]
+    assert prompter.encode_spans(texts) == expected
+    # Truncation left on the Rust encoder would cut spans: encode_spans then goes through the
+    # tokenizer's call, which encodes without it, as before.
+    tokenizer.backend_tokenizer.enable_truncation(2)
+    assert prompter.encode_spans(texts) == expected

@@ -1,6 +1,11 @@
 """The GPU path's speed and memory, every figure taken in one run (issue 36); on a CPU it runs
 too (for checking the script), with small shapes.
 
+0. The span constraint alone: the seconds per document of building the span indexes (on the
+   host: the tokenizer), and on the device the seconds per decoding step for the rows of the
+   test sentences x 6 types, with random scores, for constraint.SpanConstraint (a Python loop
+   over rows, the decoder before issue 36) and tensor_constraint.TensorConstraint (the
+   decoder's now), side by side.
 1. SmolLM2 (the default model, shipped general adapter), `nlp.pipe` on the WNUT-17 test
    sentences with its 6 described types, once per dtype (--dtypes): documents/s, positions
    read per second (text, questions, answers, padding), the text tokens/s of `nlp.pipe`
@@ -44,6 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmark import SHIPPED, forward_limit, load_data, make_nlp, positions, synchronize
 from spacy_cllmfs.loading import BaseModelSpec, default_device
 from spacy_cllmfs.rows import collate
+from spacy_cllmfs.tensor_constraint import TensorConstraint
 
 SHAPES = {  # LlamaConfig fields
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -106,6 +112,58 @@ def pipe_figures(nlp, texts) -> dict:
 
 
 @registry.misc("benchmark_gpu.RandomLlama.v1")
+def constraint_figures(nlp, texts, steps: int = 8) -> dict:
+    """Seconds per step of each constraint on the same random scores (the rows of `texts` x
+    the pipeline's types), on the model's device; rows that end leave the batch in both."""
+    from spacy_cllmfs.constraint import SpanConstraint, build_span_indexes
+
+    pipe = nlp.get_pipe("cllmfs_ner")
+    prompter, device = pipe.prompter, pipe.language_model.lm.device
+    started = time.perf_counter()
+    indexes = build_span_indexes([nlp.make_doc(t) for t in texts], prompter,
+                                 pipe.decoding.max_span_tokens)
+    index_s = time.perf_counter() - started
+    keys = prompter.keys(list(pipe.labels))
+    rows = ([i for i in indexes for _ in keys], [k for _ in indexes for k in keys], prompter)
+    vocab = len(prompter.tokenizer)
+    generator = torch.Generator(device=device).manual_seed(0)
+    scores = [torch.randn((len(rows[0]), vocab), generator=generator, device=device) * 3
+              for _ in range(steps)]
+    for s in scores:
+        s[:, prompter.eos_id] -= 8.0  # long answers, as the slowest case
+
+    def python():
+        constraint, active = SpanConstraint(*rows), list(range(len(rows[0])))
+        for s in scores:
+            constraint.consume(constraint.masked(active, s[: len(active)]).argmax(dim=-1))
+            active = [r for r in active if not constraint.done(r)]
+            if not active:
+                break
+
+    def tensor():
+        constraint = TensorConstraint(*rows, device=device)
+        active = torch.arange(len(rows[0]), device=device)
+        after = constraint.edges(active).tolist()
+        for s in scores:
+            _, ended = constraint.step(active, s[: len(active)], sum(after))
+            ended = ended.tolist()
+            keep = [k for k, edges in enumerate(ended) if edges >= 0]
+            if not keep:
+                break
+            after = [ended[k] for k in keep]
+            active = active[torch.tensor(keep, device=device)]
+
+    figures = {"rows": len(rows[0]), "steps": steps, "index_s_per_doc": index_s / len(texts)}
+    for name, run in (("python_s_per_step", python), ("tensor_s_per_step", tensor)):
+        synchronize(device)
+        started = time.perf_counter()
+        run()
+        synchronize(device)
+        figures[name] = (time.perf_counter() - started) / steps
+    figures["python_over_tensor"] = figures["python_s_per_step"] / figures["tensor_s_per_step"]
+    return figures
+
+
 def random_model_spec(shape: str) -> BaseModelSpec:
     """A random LlamaForCausalLM of `shape`, built on the default device in the requested dtype,
     with SmolLM2's tokenizer."""
@@ -185,6 +243,9 @@ def main(output: Path, data: Path, n_docs: int, gpu_id: int, dtypes, decoding, s
               "smollm2": {}, "shape": shape}
     for dtype in dtypes:
         nlp = make_nlp(labels, SHIPPED, decoding, dtype=dtype)
+        if "constraint" not in result:
+            result["constraint"] = constraint_figures(nlp, texts)
+            print("constraint", json.dumps(result["constraint"]), flush=True)
         result["smollm2"][dtype] = pipe_figures(nlp, texts)
         print(dtype, json.dumps(result["smollm2"][dtype]), flush=True)
         del nlp
