@@ -52,6 +52,8 @@ class SpanIndex:
     trie: dict
     # token ids -> the (start, end) spaCy token offsets of that string, left to right
     occurrences: Dict[SpanIds, List[Tuple[int, int]]]
+    # the trie as index arrays (tensor_constraint.flat_spans), built when first needed
+    flat: Optional[object] = field(default=None, repr=False, compare=False)
 
 
 def build_span_index(doc, prompter: Prompter, max_span_tokens: int) -> SpanIndex:
@@ -125,6 +127,17 @@ def opening_trie(openings: Dict[str, SpanIds]) -> dict:
     return trie
 
 
+def open_bias(indexes: Sequence[SpanIndex], keys: Sequence[str],
+              answer_threshold: float) -> float:
+    """What a constraint adds to the opening tokens' scores, so that a row opens an entity iff
+    p(open) / (p(open) + p(end)) >= answer_threshold; checks a constraint's arguments."""
+    if len(indexes) != len(keys):
+        raise ValueError(f"{len(indexes)} span indexes for {len(keys)} row keys.")
+    if not 0.0 < answer_threshold < 1.0:
+        raise ValueError(f"answer_threshold must be between 0 and 1, got {answer_threshold!r}.")
+    return math.log((1.0 - answer_threshold) / answer_threshold)
+
+
 _OUT, _OPEN, _SPAN, _DONE = range(4)
 
 
@@ -160,12 +173,7 @@ class SpanConstraint(LogitsProcessor):
 
     def __init__(self, indexes: Sequence[SpanIndex], keys: Sequence[str], prompter: Prompter,
                  answer_threshold: float = 0.5):
-        if len(indexes) != len(keys):
-            raise ValueError(f"{len(indexes)} span indexes for {len(keys)} row keys.")
-        if not 0.0 < answer_threshold < 1.0:
-            raise ValueError(f"answer_threshold must be between 0 and 1, got {answer_threshold!r}.")
-        # added to the opening tokens' scores: open iff p(open) / (p(open) + p(end)) >= threshold
-        self._open_bias = math.log((1.0 - answer_threshold) / answer_threshold)
+        self._open_bias = open_bias(indexes, keys, answer_threshold)
         tries = {key: opening_trie(prompter.openings(key)) for key in dict.fromkeys(keys)}
         self.seqs = [_Sequence(index, tries[key]) for index, key in zip(indexes, keys)]
         self.eos_id = prompter.eos_id

@@ -19,13 +19,12 @@ The caller learns which rows ended, and how many edges the rows left have, in on
 transfer per step (`step` returns it): that is the step's only host synchronisation, and the
 stopping rule needs it anyway.
 """
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from .constraint import _END, _LABEL, Entity, SpanIndex, opening_trie
+from .constraint import _END, _LABEL, Entity, SpanIndex, open_bias, opening_trie
 from .prompts import Prompter
 
 # node kinds
@@ -66,11 +65,9 @@ class FlatTrie:
 
 def flat_spans(index: SpanIndex) -> FlatTrie:
     """The span trie of `index` as arrays (computed once per index)."""
-    flat = getattr(index, "_flat", None)
-    if flat is None:
-        flat = FlatTrie.of(index.trie, _END)
-        index._flat = flat
-    return flat
+    if index.flat is None:
+        index.flat = FlatTrie.of(index.trie, _END)
+    return index.flat
 
 
 class TensorConstraint:
@@ -82,12 +79,7 @@ class TensorConstraint:
 
     def __init__(self, indexes: Sequence[SpanIndex], keys: Sequence[str], prompter: Prompter,
                  answer_threshold: float = 0.5, device="cpu"):
-        if len(indexes) != len(keys):
-            raise ValueError(f"{len(indexes)} span indexes for {len(keys)} row keys.")
-        if not 0.0 < answer_threshold < 1.0:
-            raise ValueError(f"answer_threshold must be between 0 and 1, got {answer_threshold!r}.")
-        # added to the opening tokens' scores: open iff p(open) / (p(open) + p(end)) >= threshold
-        self.open_bias = math.log((1.0 - answer_threshold) / answer_threshold)
+        self.open_bias = open_bias(indexes, keys, answer_threshold)
         self.eos_id = prompter.eos_id
         self.labels: List[str] = []
         self._docs: List[SpanIndex] = []
