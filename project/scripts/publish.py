@@ -1,6 +1,7 @@
 """Copy the current results a user should see from metrics/ (which git ignores and commands
 write) into results/ (committed): the comparison tables and plots, the document benchmark, the
-latest speed benchmark per device (and benchmark_gpu.py's runs, one per device), the general adapter's card.
+latest speed benchmark per device (and benchmark_gpu.py's runs, one per device), the general
+adapter's card.
 
 Usage: python scripts/publish.py [METRICS_DIR] [RESULTS_DIR]
 Copies only what exists and says what it copied; nothing else is touched.
