@@ -377,6 +377,45 @@ def test_compare_rehearses_source_sentences_with_their_own_types(compared, sourc
     assert out.returncode != 0 and "--rehearsal 100000" in out.stderr
 
 
+def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(compared,
+                                                                               tmp_path):
+    """--own-text N: N sentences of the scored split that are neither scored nor shots,
+    labelled zero-shot on the seed's types, take the place of the source rehearsal; the runs
+    are keyed apart; asking for it with --rehearsal, or from a split that is all scored, is an
+    error that names the problem."""
+    compare = load_script("compare")
+    copy = tmp_path / "project"
+    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    args = [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
+            "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics_own",
+            "--ways", "3", "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1",
+            "--systems", "cllmfs", "--own-text", "3"]
+    done = subprocess.run(args, cwd=copy, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    vocab = spacy.blank("en").vocab
+    work = copy / "compare" / "k2" / "seed1"
+    [written] = work.glob("own_text3-test-*.spacy")
+    own = read_docs(written, vocab)
+    test = read_docs(copy / "corpus/news/test.spacy", vocab)
+    scored = {test[i].text for i in compare.fixed_subset(test, 8)}
+    shots = read_docs(work / "shots.spacy", vocab)
+    assert len(own) == 3 and {d.text for d in own} <= {d.text for d in test} - scored
+    labels = srsly.read_json(work / "labels.json")
+    assert all(set(d.user_data["cllmfs_types"]) == set(labels) for d in own)
+    trained_on = read_docs(work / "shots_rehearsal3.spacy", vocab)
+    assert [d.text for d in trained_on] == [d.text for d in [*shots, *own]]
+    runs = sorted((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json"))
+    assert len(runs) == 2  # the fixture's run without it is kept apart
+    result = json.loads((copy / "metrics_own" / "compare.json").read_text())
+    assert result["own_text"] == 3 and result["own_text_split"] == "test"
+    both = subprocess.run([*args, "--rehearsal", "3"], cwd=copy, capture_output=True, text=True)
+    assert both.returncode != 0 and "give one of them" in both.stderr
+    everything = [*args[:args.index("--test-limit")], "--test-limit", "0",
+                  *args[args.index("--test-limit") + 2:]]
+    out = subprocess.run(everything, cwd=copy, capture_output=True, text=True)
+    assert out.returncode != 0 and "--own-text-split" in out.stderr
+
+
 def test_train_cost_trains_each_variant_and_scores_it_on_held_out_sentences(source_project,
                                                                             tmp_path):
     """scripts/train_cost.py: one `spacy train` per variant on the same N-way K-shot set, each

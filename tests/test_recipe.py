@@ -14,6 +14,7 @@ from spacy.tokens import DocBin
 from spacy.util import registry
 
 from spacy_cllmfs import configs, recipe
+from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 from spacy_cllmfs.rows import TYPES_KEY
 
@@ -135,8 +136,12 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
     for name in ("project.yml", "scripts"):
         source = PROJECT / name
         (subprocess.run(["cp", "-r", str(source), str(project / name)], check=True))
+    # the text the user will process: two new texts and one training sentence, left out
+    (tmp_path / "mine.txt").write_text("Omar Haddad spoke for Fabrikam.\n"
+                                       "Maria Lopez flew from Madrid.\nRain is due.\n")
     common = ["--vars.train_data", str(train), "--vars.labels", str(labels),
-              "--vars.dev_data", str(train), "--vars.config", str(tmp_path / "tiny.cfg")]
+              "--vars.dev_data", str(train), "--vars.config", str(tmp_path / "tiny.cfg"),
+              "--vars.own_text", str(tmp_path / "mine.txt")]
     for command in ("train", "evaluate"):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,
                                str(project), *common], capture_output=True, text=True)
@@ -144,6 +149,9 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
     assert "shipped adapter zero-shot" in done.stdout
     nlp = spacy.load(project / "training" / "custom" / "model-last")
     assert set(nlp.get_pipe("cllmfs_ner").labels) == {"PERSON", "ORG"}
+    own = read_docs(project / "training" / "custom" / "own_text.spacy", nlp.vocab)
+    assert [d.text for d in own] == ["Omar Haddad spoke for Fabrikam.", "Rain is due."]
+    assert all(set(d.user_data[TYPES_KEY]) == {"PERSON", "ORG"} for d in own)
     result = srsly.read_json(project / "metrics" / "custom.json")
     assert set(result) >= {"trained", "zero_shot"} and result["sentences"] == 3
 

@@ -22,7 +22,9 @@ Rehearsal (--rehearsal N --rehearsal-corpus corpus/source/train.spacy): cllmfs, 
 and the variants train on the shots plus N sentences of the source stage's corpora, drawn with
 random.Random(seed), each asked about its own corpus's types (doc.user_data["cllmfs_types"]), so
 that the adapter keeps what the general stage taught it; the schedule counts them. The other
-systems see the shots alone.
+systems see the shots alone. --own-text N instead: N sentences of the text a user would
+process (the scored split's sentences outside the scored subset, or --own-text-split's),
+labelled by the starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text).
 
 Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
@@ -56,8 +58,9 @@ import srsly
 from spacy.tokens import DocBin
 
 from compare_report import SYSTEMS, plot_training, system_entry, training_summary, write_summary
-from spacy_cllmfs import configs, recipe, schedule
+from spacy_cllmfs import configs, own_text, recipe, schedule
 from spacy_cllmfs.corpus import read_docs
+from spacy_cllmfs.prompts import label_dict
 from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.bridge import in_context_pipeline
 from spacy_cllmfs.scoring import aggregate, fixed_subset, score_pipeline
@@ -127,7 +130,9 @@ def run_key(args, name: str, k: int, seed: int) -> str:
         "dev": _digest(args.dev) if args.dev else None,
         "icl_max_new_tokens": args.icl_max_new_tokens if name == "spacy_llm_icl" else None,
     }
-    if scheduled and args.rehearsal:  # only when used, so that earlier runs keep their keys
+    if scheduled and args.own_text:  # only when used, so that earlier runs keep their keys
+        parts["own_text"] = [args.own_text, args.own_text_split or args.split]
+    elif scheduled and args.rehearsal:
         parts["rehearsal"] = [args.rehearsal, _digest(args.rehearsal_corpus)]
     if name in UNTRAINED:
         parts.pop("k")
@@ -151,6 +156,32 @@ def rehearsal_docs(args, vocab, seed: int):
         return recipe.rehearsal_docs(str(args.rehearsal_corpus), args.rehearsal, seed, vocab)
     except ValueError as err:
         raise SystemExit(f"--rehearsal {args.rehearsal}: {err}")
+
+
+def own_text_corpus(args, work: Path, scored, shots, labels, seed: int) -> Path:
+    """--own-text N: N sentences of the text a user would process, labelled by the starting
+    adapter zero-shot (spacy_cllmfs.own_text, with CONFIG's model block) on the seed's types:
+    the rehearsal of the scheduled systems in place of the source corpora's. They are drawn
+    from --own-text-split (default: the scored split), never among the scored sentences or the
+    shots; their gold entities are not read. Written once per K-shot set
+    (WORK/k<K>/seed<S>/own_text<N>-<split>-<hash>.spacy) and reused."""
+    split = args.own_text_split or args.split
+    # what decides the draw: N, the split, and which sentences are scored
+    drawn = json.dumps([args.own_text, split, args.split, args.test_limit]).encode("utf8")
+    path = work / f"own_text{args.own_text}-{split}-{hashlib.sha256(drawn).hexdigest()[:8]}.spacy"
+    if not path.exists():
+        labels = label_dict(labels)  # {type: description}, also when none were given
+        pool = read_docs(args.corpus / f"{split}.spacy", spacy.blank("en").vocab)
+        try:
+            texts = own_text.draw([d.text for d in pool], args.own_text, seed,
+                                  exclude=[d.text for d in [*scored, *shots]])
+        except ValueError as err:
+            raise SystemExit(f"--own-text: {split}.spacy: {err} Score a subset (--test-limit) "
+                             "or draw from another split (--own-text-split).")
+        nlp = own_text.zero_shot_pipeline(labels, own_text.model_block(args.config))
+        DocBin(docs=own_text.labelled(nlp, texts, labels),
+               store_user_data=True).to_disk(path)
+    return path
 
 
 def spacy_cli(*args, threads: int) -> None:
@@ -185,7 +216,13 @@ def run_unit(args, k: int, seed: int, threads: int):
     def common(train_path=shots_path):
         return ["--paths.train", train_path, "--paths.dev", dev, "--system.seed", seed]
 
-    rehearsal = rehearsal_docs(args, vocab, seed)
+    scheduled = any(name in args.systems for name in ABLATIONS) or bool(args.variants)
+    if args.own_text and scheduled:
+        rehearsal_corpus = own_text_corpus(args, work, test, shots, labels, seed)
+        rehearsal = read_docs(rehearsal_corpus, vocab)
+    else:
+        rehearsal_corpus = args.rehearsal_corpus
+        rehearsal = rehearsal_docs(args, vocab, seed)
     evaluations = 4 if args.dev else 1  # checkpoints chosen on dev: evaluate a few times
     config = spacy.util.load_config(args.config)
     scheduled_train = shots_path
@@ -193,7 +230,7 @@ def run_unit(args, k: int, seed: int, threads: int):
         # The packaged recipe (spacy_cllmfs.recipe): its corpus reader mixes in the same
         # rehearsal sentences (random.Random(seed) over the same file, after the shots) and
         # its schedule counts them; only the settings are passed.
-        corpus = str(args.rehearsal_corpus) if rehearsal else "null"
+        corpus = str(rehearsal_corpus) if rehearsal else "null"
         planned = ["--paths.rehearsal", corpus, "--corpora.train.rehearsal", str(len(rehearsal))]
     elif rehearsal:
         scheduled_train = work / f"shots_rehearsal{len(rehearsal)}.spacy"
@@ -350,12 +387,19 @@ def main() -> None:
                         help="source-corpus sentences added to the shots of the scheduled systems")
     parser.add_argument("--rehearsal-corpus", type=Path, default=None,
                         help="a DocBin of convert_source.py (e.g. corpus/source/train.spacy)")
+    parser.add_argument("--own-text", type=int, default=0,
+                        help="instead of --rehearsal: this many sentences of the text to "
+                             "process (not scored, not shots), labelled by the starting adapter")
+    parser.add_argument("--own-text-split", default=None, choices=("train", "dev", "test"),
+                        help="the split --own-text draws from (default: the scored one)")
     parser.add_argument("--gpu-id", type=int, default=-1,
                         help="train and score the LLM systems on this GPU (-1: CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
     args.variants = parse_variants(args.variant)
+    if args.own_text and args.rehearsal:
+        raise SystemExit("--own-text takes the place of --rehearsal: give one of them.")
     started = time.time()
     units = [(k, seed) for k in args.shots for seed in args.seeds]
     if not args.summarise_only:
@@ -377,6 +421,7 @@ def main() -> None:
         "config": str(args.config), "blank_config": str(args.blank_config),
         "descriptions": str(args.descriptions), "epochs": args.epochs, "warmup": args.warmup,
         "rehearsal": args.rehearsal, "rehearsal_corpus": str(args.rehearsal_corpus),
+        "own_text": args.own_text, "own_text_split": args.own_text_split or args.split,
         "gpu_id": args.gpu_id,
         "checkpoint": "model-best" if args.dev else "model-last",
         "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},

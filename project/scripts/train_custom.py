@@ -5,8 +5,15 @@ runs `python -m spacy train CONFIG` with them; the recipe's config sets the leng
 number of sentences and mixes in the rehearsal sentences when REHEARSAL exists. Without
 --dev, the training sentences stand in for the dev set (one evaluation, at the end).
 
+--own-text TEXTS (.txt, one text per line; .jsonl; or .spacy): the text you will process. 32
+of its texts that are not training sentences are labelled by the starting adapter zero-shot
+(spacy_cllmfs.own_text, written to OUTPUT_DIR/own_text.spacy) and take the place of the source
+rehearsal: the shots then teach the types' boundaries without moving how often the adapter
+answers on your text (docs/experiments.md, issue 35).
+
 Usage: python scripts/train_custom.py CONFIG TRAIN.spacy LABELS.json OUTPUT_DIR
-       [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--gpu-id -1] [overrides]
+       [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--own-text TEXTS]
+       [--gpu-id -1] [overrides]
 Writes OUTPUT_DIR/model-last (and model-best), a pipeline `spacy.load` opens.
 """
 import argparse
@@ -20,6 +27,8 @@ import srsly
 from spacy_cllmfs import configs
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
+
+OWN_TEXT = 32  # as many as the source rehearsal's, as measured on WNUT-17 dev
 
 
 def check(train: str, labels: str, dev: str):
@@ -42,9 +51,28 @@ def check(train: str, labels: str, dev: str):
           f"labels: {', '.join(names)}")
 
 
-def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides) -> None:
+def label_own_text(config, texts: str, train: str, labels: str, output: Path,
+                   gpu_id: int) -> Path:
+    """OUTPUT/own_text.spacy: OWN_TEXT sentences of `texts` labelled by the config's starting
+    adapter (python -m spacy_cllmfs.own_text)."""
+    path = output / "own_text.spacy"
+    subprocess.run([sys.executable, "-m", "spacy_cllmfs.own_text", texts, labels, str(path),
+                    "--n", str(OWN_TEXT), "--exclude", train, "--config", str(config),
+                    "--gpu-id", str(gpu_id)], check=True)
+    return path
+
+
+def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
+         own_text: str = "") -> None:
     check(train, labels, dev)
+    if own_text and not Path(own_text).is_file():
+        raise SystemExit(f"No file at {own_text} (--own-text: the text you will process).")
     config = configs.resolve(config)
+    if own_text:
+        rehearsal = label_own_text(config, own_text, train, labels, output, gpu_id)
+        # all of them, also when the text held fewer than OWN_TEXT
+        count = len(read_docs(rehearsal, spacy.blank("en").vocab))
+        overrides = ["--corpora.train.rehearsal", str(count), *overrides]
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
                "--paths.train", train, "--paths.dev", dev or train, "--paths.labels", labels,
                "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
@@ -61,7 +89,9 @@ if __name__ == "__main__":
     parser.add_argument("output", type=Path)
     parser.add_argument("--dev", default="")
     parser.add_argument("--rehearsal", type=Path, default=Path("corpus/source/train.spacy"))
+    parser.add_argument("--own-text", default="",
+                        help="the text you will process (.txt, .jsonl or .spacy)")
     parser.add_argument("--gpu-id", type=int, default=-1)
     args, overrides = parser.parse_known_args()
     main(args.config, args.train, args.labels, args.output, args.dev, args.rehearsal,
-         args.gpu_id, [o for o in overrides if o != "--"])
+         args.gpu_id, [o for o in overrides if o != "--"], args.own_text)
