@@ -22,6 +22,7 @@ import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
+from . import configs
 from .corpus import read_docs
 from .prompts import label_dict
 from .rows import TYPES_KEY
@@ -99,8 +100,6 @@ def zero_shot_pipeline(labels: Dict[str, str], model: Optional[dict] = None) -> 
 def model_block(config_path) -> Optional[dict]:
     """The [components.cllmfs_ner.model] block of a training config (a file or a shipped
     config's name), or None when it has none."""
-    from . import configs
-
     config = spacy.util.load_config(configs.resolve(str(config_path)), interpolate=True)
     block = config.get("components", {}).get("cllmfs_ner", {}).get("model")
     return dict(block) if block else None
