@@ -23,6 +23,7 @@ import spacy
 import srsly
 from spacy.training import Example
 
+from spacy_cllmfs import own_text
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.scoring import fixed_subset, unannotated
 
@@ -38,14 +39,6 @@ def answer_rate(docs, labels) -> float:
     answered = sum(1 for doc in docs for label in labels
                    if any(e.label_ == label for e in doc.ents))
     return answered / asked if asked else 0.0
-
-
-def zero_shot(labels: dict):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cllmfs_ner", config={"labels": labels, "decoding": {
-        "answer_threshold": 0.5, "threshold": 0.0}})
-    nlp.initialize()
-    return nlp
 
 
 def held_out(train, shots, labels, n: int, seed: int):
@@ -90,7 +83,7 @@ def main(args) -> dict:
         labels = srsly.read_json(run / "labels.json")
         shots = read_docs(run / "shots.spacy", vocab)
         trained = spacy.load(run / args.system / "model-last")
-        untrained = zero_shot(labels)
+        untrained = own_text.zero_shot_pipeline(labels)
         systems = {name: list(nlp.pipe(unannotated(gold, nlp.vocab)))
                    for name, nlp in (("zero_shot", untrained), ("trained", trained))}
         entry = analyse(gold, systems, list(labels))

@@ -78,7 +78,7 @@ UNTRAINED = {
 }
 # The untrained systems decode greedily with no entity threshold, the setting dev chose for the
 # general adapter: the recipe's thresholds are for adapters trained on shots, which answer less.
-GREEDY = {"answer_threshold": "0.5", "threshold": "0.0"}
+GREEDY = {key: str(value) for key, value in own_text.GREEDY.items()}
 
 
 def overrides_of(args, name: str) -> list:
