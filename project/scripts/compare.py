@@ -395,6 +395,8 @@ def main() -> None:
     parser.add_argument("--gpu-id", type=int, default=-1,
                         help="train and score the LLM systems on this GPU (-1: CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per K-shot set (default: the CPUs over --jobs)")
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
     args.variants = parse_variants(args.variant)
@@ -403,7 +405,7 @@ def main() -> None:
     started = time.time()
     units = [(k, seed) for k in args.shots for seed in args.seeds]
     if not args.summarise_only:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         if args.jobs == 1:
             for k, seed in units:
                 run_unit(args, k, seed, threads)
