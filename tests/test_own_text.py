@@ -76,10 +76,20 @@ def test_the_texts_carry_the_pipelines_entities_and_the_types(trained_nlp, tmp_p
     assert list(doc_types(read[0], util.LABELS)) == ["PERSON"]
 
 
-@pytest.mark.slow
-def test_the_command_labels_a_users_text_with_the_configs_model(tmp_path):
-    """`python -m spacy_cllmfs.own_text`: the texts not among the training sentences, labelled
-    by the training config's model block (here the tiny model), as a DocBin the recipe reads."""
+def test_the_shots_recall_is_the_share_of_their_entities_the_pipeline_finds(trained_nlp):
+    gold = [d.reference for d in util.examples(trained_nlp)]
+    predicted = {(i, e.start_char, e.end_char, e.label_)
+                 for i, d in enumerate(trained_nlp.pipe([d.text for d in gold])) for e in d.ents}
+    truth = {(i, e.start_char, e.end_char, e.label_) for i, d in enumerate(gold) for e in d.ents}
+    assert own_text.shots_recall(trained_nlp, gold, util.LABELS) == \
+        pytest.approx(len(predicted & truth) / len(truth))
+    person = [e for e in truth if e[3] == "PERSON"]
+    assert own_text.shots_recall(trained_nlp, gold, {"PERSON": ""}) == \
+        pytest.approx(len(predicted & set(person)) / len(person))
+    assert own_text.shots_recall(trained_nlp, gold, {"LOC": ""}) is None  # none to find
+
+
+def own_text_command(tmp_path, *extra):
     from spacy_cllmfs import configs
 
     config = spacy.util.load_config(configs.path("fewshot"))
@@ -88,11 +98,29 @@ def test_the_command_labels_a_users_text_with_the_configs_model(tmp_path):
     (tmp_path / "texts.txt").write_text("\n".join(TEXTS), encoding="utf8")
     train = docbin(tmp_path / "train.spacy", util.TRAIN)
     srsly.write_json(tmp_path / "labels.json", util.LABELS)
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "spacy_cllmfs.own_text", str(tmp_path / "texts.txt"),
          str(tmp_path / "labels.json"), str(tmp_path / "out" / "own.spacy"), "--n", "32",
-         "--exclude", str(train), "--config", str(tmp_path / "tiny.cfg")],
+         "--exclude", str(train), "--config", str(tmp_path / "tiny.cfg"), *extra],
         capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_the_command_labels_nothing_when_the_adapter_misses_the_shots_entities(tmp_path):
+    """The untrained tiny model finds none of the training sentences' entities: its labels
+    would teach its convention, so nothing is written and the exit status says why."""
+    done = own_text_command(tmp_path)
+    assert done.returncode == own_text.REFUSED, done.stderr[-2000:]
+    assert "finds 0% of the entities" in done.stderr and "--min-recall 0" in done.stderr
+    assert not (tmp_path / "out" / "own.spacy").exists()
+
+
+@pytest.mark.slow
+def test_the_command_labels_a_users_text_with_the_configs_model(tmp_path):
+    """`python -m spacy_cllmfs.own_text`: the texts not among the training sentences, labelled
+    by the training config's model block (here the tiny model), as a DocBin the recipe reads;
+    --min-recall 0 uses the labels whatever the model finds of the training sentences."""
+    done = own_text_command(tmp_path, "--min-recall", "0")
     assert done.returncode == 0, done.stderr[-2000:]
     docs = read_docs(tmp_path / "out" / "own.spacy", spacy.blank("en").vocab)
     # TEXTS less the blank one, the repeat and the two training sentences

@@ -142,9 +142,17 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
     common = ["--vars.train_data", str(train), "--vars.labels", str(labels),
               "--vars.dev_data", str(train), "--vars.config", str(tmp_path / "tiny.cfg"),
               "--vars.own_text", str(tmp_path / "mine.txt")]
+    # the untrained tiny model finds none of the training sentences' entities: the source
+    # rehearsal is used instead, and the command says so
+    done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "train",
+                           str(project), *common], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    assert "instead of your text" in done.stdout and "--min-recall" in done.stderr
+    assert not (project / "training" / "custom" / "own_text.spacy").exists()
     for command in ("train", "evaluate"):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,
-                               str(project), *common], capture_output=True, text=True)
+                               str(project), *common, "--vars.own_text_min_recall", "0"],
+                              capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     assert "shipped adapter zero-shot" in done.stdout
     nlp = spacy.load(project / "training" / "custom" / "model-last")

@@ -9,22 +9,26 @@ number of sentences and mixes in the rehearsal sentences when REHEARSAL exists. 
 of its texts that are not training sentences are labelled by the starting adapter zero-shot
 (spacy_cllmfs.own_text, written to OUTPUT_DIR/own_text.spacy) and take the place of the source
 rehearsal: the shots then teach the types' boundaries without moving how often the adapter
-answers on your text (docs/experiments.md, issue 35).
+answers on your text (docs/experiments.md, issue 35). Unless the starting adapter finds at
+least --own-text-min-recall of your training sentences' entities zero-shot (default
+spacy_cllmfs.own_text.MIN_RECALL): then its labels would teach its convention instead of
+yours, so the source rehearsal is used, and the command says so.
 
 Usage: python scripts/train_custom.py CONFIG TRAIN.spacy LABELS.json OUTPUT_DIR
        [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--own-text TEXTS]
-       [--gpu-id -1] [overrides]
+       [--own-text-min-recall 0.2] [--gpu-id -1] [overrides]
 Writes OUTPUT_DIR/model-last (and model-best), a pipeline `spacy.load` opens.
 """
 import argparse
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import spacy
 import srsly
 
-from spacy_cllmfs import configs
+from spacy_cllmfs import configs, own_text as own
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 
@@ -52,27 +56,36 @@ def check(train: str, labels: str, dev: str):
 
 
 def label_own_text(config, texts: str, train: str, labels: str, output: Path,
-                   gpu_id: int) -> Path:
+                   gpu_id: int, min_recall: float = own.MIN_RECALL) -> Optional[Path]:
     """OUTPUT/own_text.spacy: OWN_TEXT sentences of `texts` labelled by the config's starting
-    adapter (python -m spacy_cllmfs.own_text)."""
+    adapter (python -m spacy_cllmfs.own_text); None when it does not find enough of the
+    training sentences' entities for its labels to be used."""
     path = output / "own_text.spacy"
-    subprocess.run([sys.executable, "-m", "spacy_cllmfs.own_text", texts, labels, str(path),
-                    "--n", str(OWN_TEXT), "--exclude", train, "--config", str(config),
-                    "--gpu-id", str(gpu_id)], check=True)
+    done = subprocess.run([sys.executable, "-m", "spacy_cllmfs.own_text", texts, labels,
+                           str(path), "--n", str(OWN_TEXT), "--exclude", train, "--config",
+                           str(config), "--min-recall", str(min_recall), "--gpu-id",
+                           str(gpu_id)])
+    if done.returncode == own.REFUSED:
+        return None
+    done.check_returncode()
     return path
 
 
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
-         own_text: str = "") -> None:
+         own_text: str = "", min_recall: float = own.MIN_RECALL) -> None:
     check(train, labels, dev)
     if own_text and not Path(own_text).is_file():
         raise SystemExit(f"No file at {own_text} (--own-text: the text you will process).")
     config = configs.resolve(config)
-    if own_text:
-        rehearsal = label_own_text(config, own_text, train, labels, output, gpu_id)
+    labelled = label_own_text(config, own_text, train, labels, output, gpu_id, min_recall) \
+        if own_text else None
+    if labelled:
+        rehearsal = labelled
         # all of them, also when the text held fewer than OWN_TEXT
         count = len(read_docs(rehearsal, spacy.blank("en").vocab))
         overrides = ["--corpora.train.rehearsal", str(count), *overrides]
+    elif own_text:
+        print(f"Training with the source rehearsal ({rehearsal}) instead of your text.")
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
                "--paths.train", train, "--paths.dev", dev or train, "--paths.labels", labels,
                "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
@@ -91,7 +104,12 @@ if __name__ == "__main__":
     parser.add_argument("--rehearsal", type=Path, default=Path("corpus/source/train.spacy"))
     parser.add_argument("--own-text", default="",
                         help="the text you will process (.txt, .jsonl or .spacy)")
+    parser.add_argument("--own-text-min-recall", default="",
+                        help="use your text only when the starting adapter finds this share of "
+                             "your training sentences' entities (default: "
+                             f"{own.MIN_RECALL}; 0: always)")
     parser.add_argument("--gpu-id", type=int, default=-1)
     args, overrides = parser.parse_known_args()
+    min_recall = float(args.own_text_min_recall) if args.own_text_min_recall else own.MIN_RECALL
     main(args.config, args.train, args.labels, args.output, args.dev, args.rehearsal,
-         args.gpu_id, [o for o in overrides if o != "--"], args.own_text)
+         args.gpu_id, [o for o in overrides if o != "--"], args.own_text, min_recall)
