@@ -381,8 +381,10 @@ def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(c
                                                                                tmp_path):
     """--own-text N: N sentences of the scored split that are neither scored nor shots,
     labelled zero-shot on the seed's types, take the place of the source rehearsal; the runs
-    are keyed apart; asking for it with --rehearsal, or from a split that is all scored, is an
-    error that names the problem."""
+    are keyed apart; asking for it always (--own-text-min-recall 0) with --rehearsal, or from a
+    split that is all scored, is an error that names the problem. With the check on, a model
+    that finds too few of the shots' entities (the untrained tiny one) labels nothing, and the
+    run says what it trained with."""
     compare = load_script("compare")
     copy = tmp_path / "project"
     shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
@@ -390,10 +392,21 @@ def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(c
             "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics_own",
             "--ways", "3", "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1",
             "--systems", "cllmfs", "--own-text", "3"]
+    before = set((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json"))
+    checked = subprocess.run(args, cwd=copy, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    work = copy / "compare" / "k2" / "seed1"
+    [check] = work.glob("own_text3-test-*.json")
+    assert srsly.read_json(check) == {"shots_recall": 0.0}
+    assert not list(work.glob("own_text3-*.spacy"))
+    [run] = set((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json")) - before
+    assert srsly.read_json(run)["rehearsal_used"] == "none"
+    assert srsly.read_json(run)["shots_recall"] == 0.0
+    run.unlink()
+    args += ["--own-text-min-recall", "0"]
     done = subprocess.run(args, cwd=copy, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     vocab = spacy.blank("en").vocab
-    work = copy / "compare" / "k2" / "seed1"
     [written] = work.glob("own_text3-test-*.spacy")
     own = read_docs(written, vocab)
     test = read_docs(copy / "corpus/news/test.spacy", vocab)

@@ -24,7 +24,10 @@ random.Random(seed), each asked about its own corpus's types (doc.user_data["cll
 that the adapter keeps what the general stage taught it; the schedule counts them. The other
 systems see the shots alone. --own-text N instead: N sentences of the text a user would
 process (the scored split's sentences outside the scored subset, or --own-text-split's),
-labelled by the starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text).
+labelled by the starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text), as the
+project's `train` uses them: only where the adapter finds --own-text-min-recall of the shots'
+entities (default own_text.MIN_RECALL; 0: always). Elsewhere the --rehearsal sentences are
+used, or none; each run says which ("rehearsal_used").
 
 Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
@@ -131,8 +134,9 @@ def run_key(args, name: str, k: int, seed: int) -> str:
         "icl_max_new_tokens": args.icl_max_new_tokens if name == "spacy_llm_icl" else None,
     }
     if scheduled and args.own_text:  # only when used, so that earlier runs keep their keys
-        parts["own_text"] = [args.own_text, args.own_text_split or args.split]
-    elif scheduled and args.rehearsal:
+        parts["own_text"] = [args.own_text, args.own_text_split or args.split,
+                             args.own_text_min_recall]
+    if scheduled and args.rehearsal:
         parts["rehearsal"] = [args.rehearsal, _digest(args.rehearsal_corpus)]
     if name in UNTRAINED:
         parts.pop("k")
@@ -158,30 +162,38 @@ def rehearsal_docs(args, vocab, seed: int):
         raise SystemExit(f"--rehearsal {args.rehearsal}: {err}")
 
 
-def own_text_corpus(args, work: Path, scored, shots, labels, seed: int) -> Path:
+def own_text_corpus(args, work: Path, scored, shots, labels, seed: int):
     """--own-text N: N sentences of the text a user would process, labelled by the starting
     adapter zero-shot (spacy_cllmfs.own_text, with CONFIG's model block) on the seed's types:
     the rehearsal of the scheduled systems in place of the source corpora's. They are drawn
     from --own-text-split (default: the scored split), never among the scored sentences or the
     shots; their gold entities are not read. Written once per K-shot set
-    (WORK/k<K>/seed<S>/own_text<N>-<split>-<hash>.spacy) and reused."""
+    (WORK/k<K>/seed<S>/own_text<N>-<split>-<hash>.spacy) and reused. Returns the path and the
+    share of the shots' entities the adapter finds (None: not checked); no path when that share
+    is below --own-text-min-recall. The check is kept beside the path (.json)."""
     split = args.own_text_split or args.split
-    # what decides the draw: N, the split, and which sentences are scored
-    drawn = json.dumps([args.own_text, split, args.split, args.test_limit]).encode("utf8")
+    # what decides the draw and its use: N, the split, which sentences are scored, the check
+    drawn = json.dumps([args.own_text, split, args.split, args.test_limit,
+                        args.own_text_min_recall]).encode("utf8")
     path = work / f"own_text{args.own_text}-{split}-{hashlib.sha256(drawn).hexdigest()[:8]}.spacy"
-    if not path.exists():
-        labels = label_dict(labels)  # {type: description}, also when none were given
-        pool = read_docs(args.corpus / f"{split}.spacy", spacy.blank("en").vocab)
-        try:
-            texts = own_text.draw([d.text for d in pool], args.own_text, seed,
-                                  exclude=[d.text for d in [*scored, *shots]])
-        except ValueError as err:
-            raise SystemExit(f"--own-text: {split}.spacy: {err} Score a subset (--test-limit) "
-                             "or draw from another split (--own-text-split).")
-        nlp = own_text.zero_shot_pipeline(labels, own_text.model_block(args.config))
-        DocBin(docs=own_text.labelled(nlp, texts, labels),
-               store_user_data=True).to_disk(path)
-    return path
+    check = path.with_suffix(".json")
+    if path.exists() or check.exists():  # drawn and checked before
+        recall = srsly.read_json(check)["shots_recall"] if check.exists() else None
+        return (path if path.exists() else None), recall
+    labels = label_dict(labels)  # {type: description}, also when none were given
+    pool = read_docs(args.corpus / f"{split}.spacy", spacy.blank("en").vocab)
+    try:
+        texts = own_text.draw([d.text for d in pool], args.own_text, seed,
+                              exclude=[d.text for d in [*scored, *shots]])
+    except ValueError as err:
+        raise SystemExit(f"--own-text: {split}.spacy: {err} Score a subset (--test-limit) "
+                         "or draw from another split (--own-text-split).")
+    nlp = own_text.zero_shot_pipeline(labels, own_text.model_block(args.config))
+    recall = own_text.shots_recall(nlp, shots, labels) if args.own_text_min_recall > 0 else None
+    if recall is None or recall >= args.own_text_min_recall:
+        DocBin(docs=own_text.labelled(nlp, texts, labels), store_user_data=True).to_disk(path)
+    srsly.write_json(check, {"shots_recall": recall})
+    return (path if path.exists() else None), recall
 
 
 def spacy_cli(*args, threads: int) -> None:
@@ -217,12 +229,14 @@ def run_unit(args, k: int, seed: int, threads: int):
         return ["--paths.train", train_path, "--paths.dev", dev, "--system.seed", seed]
 
     scheduled = any(name in args.systems for name in ABLATIONS) or bool(args.variants)
-    if args.own_text and scheduled:
-        rehearsal_corpus = own_text_corpus(args, work, test, shots, labels, seed)
-        rehearsal = read_docs(rehearsal_corpus, vocab)
+    own_corpus, shots_recall = own_text_corpus(args, work, test, shots, labels, seed) \
+        if args.own_text and scheduled else (None, None)
+    if own_corpus:
+        rehearsal_corpus, rehearsal = own_corpus, read_docs(own_corpus, vocab)
     else:
         rehearsal_corpus = args.rehearsal_corpus
         rehearsal = rehearsal_docs(args, vocab, seed)
+    used = "own_text" if own_corpus else "source" if rehearsal else "none"
     evaluations = 4 if args.dev else 1  # checkpoints chosen on dev: evaluate a few times
     config = spacy.util.load_config(args.config)
     scheduled_train = shots_path
@@ -257,7 +271,7 @@ def run_unit(args, k: int, seed: int, threads: int):
         print(f"k={k} seed={seed} {name}: F1 {100 * result['f1']:.1f} "
               f"({result['seconds']:.0f} s)", flush=True)
 
-    def trained(name, config_path, overrides, train_path=shots_path):
+    def trained(name, config_path, overrides, train_path=shots_path, extra=None):
         started = time.time()
         out = work / name
         # the per-update log (loss, answer rates), where the config has the JSONL logger
@@ -268,11 +282,12 @@ def run_unit(args, k: int, seed: int, threads: int):
                   *log, *overrides, threads=threads)
         stage = "model-best" if args.dev else "model-last"
         result = score_pipeline(spacy.load(out / stage), test, types)
-        save(name, {**result, **training_summary(out / "log.jsonl")}, started)
+        save(name, {**result, **training_summary(out / "log.jsonl"), **(extra or {})}, started)
 
     for name, overrides in variants.items():
         if not done(name):
-            trained(name, args.config, [*planned, *overrides], scheduled_train)
+            trained(name, args.config, [*planned, *overrides], scheduled_train,
+                    {"rehearsal_used": used, "shots_recall": shots_recall})
     if "cllmfs_blank" in args.systems and not done("cllmfs_blank"):
         if args.blank_config is None:
             raise SystemExit("cllmfs_blank needs --blank-config (the recipe from a blank adapter).")
@@ -392,6 +407,9 @@ def main() -> None:
                              "process (not scored, not shots), labelled by the starting adapter")
     parser.add_argument("--own-text-split", default=None, choices=("train", "dev", "test"),
                         help="the split --own-text draws from (default: the scored one)")
+    parser.add_argument("--own-text-min-recall", type=float, default=own_text.MIN_RECALL,
+                        help="use the own text only where the starting adapter finds this share "
+                             "of the shots' entities, else --rehearsal's (0: always)")
     parser.add_argument("--gpu-id", type=int, default=-1,
                         help="train and score the LLM systems on this GPU (-1: CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
@@ -400,8 +418,9 @@ def main() -> None:
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
     args.variants = parse_variants(args.variant)
-    if args.own_text and args.rehearsal:
-        raise SystemExit("--own-text takes the place of --rehearsal: give one of them.")
+    if args.own_text and args.rehearsal and not args.own_text_min_recall:
+        raise SystemExit("--own-text with --own-text-min-recall 0 always takes the place of "
+                         "--rehearsal: give one of them.")
     started = time.time()
     units = [(k, seed) for k in args.shots for seed in args.seeds]
     if not args.summarise_only:
@@ -424,6 +443,7 @@ def main() -> None:
         "descriptions": str(args.descriptions), "epochs": args.epochs, "warmup": args.warmup,
         "rehearsal": args.rehearsal, "rehearsal_corpus": str(args.rehearsal_corpus),
         "own_text": args.own_text, "own_text_split": args.own_text_split or args.split,
+        "own_text_min_recall": args.own_text_min_recall if args.own_text else None,
         "gpu_id": args.gpu_id,
         "checkpoint": "model-best" if args.dev else "model-last",
         "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},
