@@ -133,23 +133,30 @@ def test_running_again_resumes(cluster, pipeline, tmp_path):
 
 def test_an_actor_killed_mid_run_is_restarted_and_nothing_is_lost(cluster, pipeline, trained_nlp,
                                                                  tmp_path):
-    texts = TEXTS * 40
+    texts = TEXTS * 200  # enough batches that the run outlasts the kill on a fast machine too
     source = write_jsonl(tmp_path / "many.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
-    before = set(psutil.pids())  # actors of earlier tests may still be shutting down
+    def actors():
+        found = {}
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if "MapWorker" in " ".join(proc.info["cmdline"] or []):
+                found[proc.info["pid"]] = proc
+        return found
+
+    # Actors of earlier tests may still be shutting down. Ray reuses its idle worker processes,
+    # so the actor can be a process that was already there: it is known by its name, not its pid.
+    before = set(actors())
     killed = []
 
     def kill_an_actor():
         deadline = time.time() + 120
         while time.time() < deadline:
-            for proc in psutil.process_iter(["pid", "cmdline"]):
-                if proc.info["pid"] in before or "MapWorker" not in " ".join(proc.info["cmdline"] or []):
-                    continue
-                time.sleep(3)  # let it load the pipeline and start on its batches
+            for pid in set(actors()) - before:
+                time.sleep(0.5)  # the actor has just taken its name: it is loading or annotating
                 try:
-                    os.kill(proc.info["pid"], signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     continue
-                killed.append((proc.info["pid"], time.time()))
+                killed.append((pid, time.time()))
                 return
             time.sleep(0.2)
 
