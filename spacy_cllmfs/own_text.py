@@ -19,13 +19,14 @@ than MIN_RECALL of their entities.
 that the recipe takes as paths.rehearsal, or exits with status REFUSED (3) and says why.
 TEXTS: a .txt file (one text per line), a .jsonl file ({"text": ...} per line) or a .spacy
 DocBin (its texts; its entities are not read). --exclude: the training DocBin, whose sentences
-are not drawn and whose entities the check reads.
+are not drawn and whose entities the check reads; without it there is nothing to check on, and
+the texts are labelled whatever the adapter's grasp of the types.
 """
 import argparse
 import random
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import spacy
 import srsly
@@ -122,6 +123,17 @@ def shots_recall(nlp: Language, shots: Sequence[Doc], labels: Dict[str, str]) ->
     return float(score_pipeline(nlp, shots, list(labels))["recall"])
 
 
+def trusted(nlp: Language, shots: Sequence[Doc], labels: Dict[str, str],
+            min_recall: float) -> Tuple[bool, Optional[float]]:
+    """Whether `nlp`'s labels of the user's text are to be used, and the recall they rest on:
+    yes when it finds at least `min_recall` of the shots' entities (shots_recall); also when
+    `min_recall` is 0 (no check: recall None) or the shots hold no entity to check it on."""
+    if min_recall <= 0:
+        return True, None
+    recall = shots_recall(nlp, shots, labels)
+    return recall is None or recall >= min_recall, recall
+
+
 def model_block(config_path) -> Optional[dict]:
     """The [components.cllmfs_ner.model] block of a training config (a file or a shipped
     config's name), or None when it has none."""
@@ -138,7 +150,8 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exclude", default=None,
-                        help="the training DocBin: its sentences are not drawn again")
+                        help="the training DocBin: its sentences are not drawn again, and "
+                             "the --min-recall check runs on its entities (without it: no check)")
     parser.add_argument("--min-recall", type=float, default=MIN_RECALL,
                         help="label nothing (exit status 3) when the starting adapter finds "
                              "less than this share of the training sentences' entities "
@@ -154,8 +167,8 @@ def main(argv=None) -> None:
         spacy.require_gpu(args.gpu_id)
     model = model_block(args.config) if args.config else None
     nlp = zero_shot_pipeline(labels, model)
-    recall = shots_recall(nlp, shots, labels) if args.min_recall > 0 else None
-    if recall is not None and recall < args.min_recall:
+    use, recall = trusted(nlp, shots, labels, args.min_recall)
+    if not use:
         print(f"Not labelling {args.texts}: zero-shot, the starting adapter finds {recall:.0%} "
               f"of the entities of {args.exclude} (below --min-recall {args.min_recall:g}). "
               "Its labels would teach its own convention instead of your sentences' (on GUM "

@@ -89,6 +89,23 @@ def test_the_shots_recall_is_the_share_of_their_entities_the_pipeline_finds(trai
     assert own_text.shots_recall(trained_nlp, gold, {"LOC": ""}) is None  # none to find
 
 
+def test_the_adapters_labels_are_trusted_when_it_finds_enough_of_the_shots(trained_nlp):
+    gold = [d.reference for d in util.examples(trained_nlp)]
+    # one more shot whose entity the pipeline does not find, so that recall is below 1
+    missed = trained_nlp.make_doc("Qzx vrot plimb.")
+    assert not trained_nlp(missed.text).ents
+    missed.ents = [missed.char_span(0, 3, label="PERSON")]
+    shots = gold + [missed]
+    recall = own_text.shots_recall(trained_nlp, shots, util.LABELS)
+    assert 0 < recall < 1
+    assert own_text.trusted(trained_nlp, shots, util.LABELS, recall / 2) == \
+        (True, pytest.approx(recall))
+    assert own_text.trusted(trained_nlp, shots, util.LABELS, (1 + recall) / 2) == \
+        (False, pytest.approx(recall))
+    assert own_text.trusted(trained_nlp, shots, util.LABELS, 0) == (True, None)  # no check
+    assert own_text.trusted(trained_nlp, gold, {"LOC": ""}, 0.9) == (True, None)  # nothing to check
+
+
 def own_text_command(tmp_path, *extra):
     from spacy_cllmfs import configs
 

@@ -148,6 +148,7 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
                            str(project), *common], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     assert "instead of your text" in done.stdout and "--min-recall" in done.stderr
+    assert "--vars.own_text_min_recall 0" in done.stdout  # what a project user passes
     assert not (project / "training" / "custom" / "own_text.spacy").exists()
     for command in ("train", "evaluate"):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,

@@ -189,8 +189,8 @@ def own_text_corpus(args, work: Path, scored, shots, labels, seed: int):
         raise SystemExit(f"--own-text: {split}.spacy: {err} Score a subset (--test-limit) "
                          "or draw from another split (--own-text-split).")
     nlp = own_text.zero_shot_pipeline(labels, own_text.model_block(args.config))
-    recall = own_text.shots_recall(nlp, shots, labels) if args.own_text_min_recall > 0 else None
-    if recall is None or recall >= args.own_text_min_recall:
+    use, recall = own_text.trusted(nlp, shots, labels, args.own_text_min_recall)
+    if use:
         DocBin(docs=own_text.labelled(nlp, texts, labels), store_user_data=True).to_disk(path)
     srsly.write_json(check, {"shots_recall": recall})
     return (path if path.exists() else None), recall

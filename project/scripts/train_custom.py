@@ -56,7 +56,7 @@ def check(train: str, labels: str, dev: str):
 
 
 def label_own_text(config, texts: str, train: str, labels: str, output: Path,
-                   gpu_id: int, min_recall: float = own.MIN_RECALL) -> Optional[Path]:
+                   gpu_id: int, min_recall: float) -> Optional[Path]:
     """OUTPUT/own_text.spacy: OWN_TEXT sentences of `texts` labelled by the config's starting
     adapter (python -m spacy_cllmfs.own_text); None when it does not find enough of the
     training sentences' entities for its labels to be used."""
@@ -72,11 +72,13 @@ def label_own_text(config, texts: str, train: str, labels: str, output: Path,
 
 
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
-         own_text: str = "", min_recall: float = own.MIN_RECALL) -> None:
+         own_text: str = "", min_recall: Optional[float] = None) -> None:
     check(train, labels, dev)
     if own_text and not Path(own_text).is_file():
         raise SystemExit(f"No file at {own_text} (--own-text: the text you will process).")
     config = configs.resolve(config)
+    if min_recall is None:
+        min_recall = own.MIN_RECALL
     labelled = label_own_text(config, own_text, train, labels, output, gpu_id, min_recall) \
         if own_text else None
     if labelled:
@@ -85,7 +87,8 @@ def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
         count = len(read_docs(rehearsal, spacy.blank("en").vocab))
         overrides = ["--corpora.train.rehearsal", str(count), *overrides]
     elif own_text:
-        print(f"Training with the source rehearsal ({rehearsal}) instead of your text.")
+        print(f"Training with the source rehearsal ({rehearsal}) instead of your text (to use "
+              "it anyway: --own-text-min-recall 0, in the project --vars.own_text_min_recall 0).")
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
                "--paths.train", train, "--paths.dev", dev or train, "--paths.labels", labels,
                "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
@@ -110,6 +113,6 @@ if __name__ == "__main__":
                              f"{own.MIN_RECALL}; 0: always)")
     parser.add_argument("--gpu-id", type=int, default=-1)
     args, overrides = parser.parse_known_args()
-    min_recall = float(args.own_text_min_recall) if args.own_text_min_recall else own.MIN_RECALL
+    min_recall = float(args.own_text_min_recall) if args.own_text_min_recall else None
     main(args.config, args.train, args.labels, args.output, args.dev, args.rehearsal,
          args.gpu_id, [o for o in overrides if o != "--"], args.own_text, min_recall)
