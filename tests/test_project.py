@@ -216,21 +216,40 @@ def test_compare_decodes_the_untrained_systems_greedily():
 
 def test_compare_runs_are_keyed_by_what_determines_them(compared, tmp_path):
     """After a config change, the runs of the systems that use the config are not reused;
-    spaCy's ner, whose config did not change, keeps its runs."""
+    spaCy's ner, whose config did not change, keeps its runs. A comment is not a change."""
     copy = tmp_path / "project"
     shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
     config = copy / "configs" / "cllmfs_smoke.cfg"
     text = config.read_text()
     assert "weight = 0.1" in text
+
+    def summarised():
+        subprocess.run(
+            [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
+             "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics", "--ways", "3",
+             "--shots", "2", "3", "--seeds", "1", "2", "--test-limit", "8", "--summarise-only",
+             # as the compared fixture ran them
+             "--blank-config", "configs/cllmfs_smoke.cfg", "--descriptions",
+             "configs/news_types.json", "--epochs", "1"],
+            cwd=copy, check=True, capture_output=True,
+        )
+        return list(json.loads((copy / "metrics" / "compare.json").read_text())["systems"])
+
+    everything = summarised()
+    assert "cllmfs" in everything and "spacy_ner" in everything
+    config.write_text("# a comment added\n" + text.replace("weight = 0.1", "# kept\nweight = 0.1"))
+    assert summarised() == everything
     config.write_text(text.replace("weight = 0.1", "weight = 0.2"))
-    subprocess.run(
+    assert summarised() == ["spacy_ner"]
+
+
+def test_compare_wants_a_system_or_a_variant(tmp_path):
+    done = subprocess.run(
         [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
-         "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics", "--ways", "3",
-         "--shots", "2", "3", "--seeds", "1", "2", "--test-limit", "8", "--summarise-only"],
-        cwd=copy, check=True, capture_output=True,
-    )
-    result = json.loads((copy / "metrics" / "compare.json").read_text())
-    assert list(result["systems"]) == ["spacy_ner"]
+         "configs/spacy_ner_smoke.cfg", "corpus/news", str(tmp_path / "w"), str(tmp_path / "m"),
+         "--ways", "3", "--shots", "2", "--seeds", "1", "--systems"], cwd=PROJECT,
+        capture_output=True, text=True)
+    assert done.returncode != 0 and "No system to run" in done.stderr
 
 
 # Invented sentences in each source corpus's format (as in test_convert_source.py).

@@ -17,6 +17,8 @@ seed's N types; every LLM system gets the types' one-line descriptions, --descri
   zero_shot          the component with a blank adapter, untrained (base model + constrained
                      decoding)
 More variants of cllmfs: --variant NAME=--components.cllmfs_ner.loss.layer=20,--training.x=y
+(--systems with no name: the variants alone). A run is kept under a key of what determines it
+(the config's settings, not its comments; the data; K; the seed; ...) and reused.
 
 Rehearsal (--rehearsal N --rehearsal-corpus corpus/source/train.spacy): cllmfs, its ablations
 and the variants train on the shots plus N sentences of the source stage's corpora, drawn with
@@ -116,13 +118,19 @@ def _digest(path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def _settings(path) -> str:
+    """A config's settings as text, without its comments: editing a comment keeps the runs."""
+    return spacy.util.load_config(path, interpolate=False).to_str()
+
+
 def run_key(args, name: str, k: int, seed: int) -> str:
     """A hash of what determines a run. The untrained systems see no shots: K is left out,
     so their run serves every K of a seed (same types, same test sentences)."""
     config = config_of(args, name)
     scheduled = name in ABLATIONS or name in args.variants
     parts = {
-        "system": name, "config": Path(config).read_text(encoding="utf8") if config else None,
+        "system": name, "config": _settings(config) if config else None,
         "overrides": [str(o) for o in overrides_of(args, name)],
         "schedule": [args.epochs, args.warmup] if scheduled else None,
         "descriptions": _digest(args.descriptions)
@@ -385,7 +393,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("test", "dev"),
                         help="score on test, or on dev to choose settings (sweeps)")
     parser.add_argument("--test-limit", type=int, default=0, help="0: the whole split")
-    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS,
+                        help="none (--systems alone): only the --variant ones")
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--dev", type=Path, default=None,
                         help="a dev corpus to pick the LLM checkpoints with (default: none)")
@@ -418,6 +427,8 @@ def main() -> None:
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
     args.variants = parse_variants(args.variant)
+    if not args.systems and not args.variants:
+        raise SystemExit("No system to run: give --systems NAME ... or a --variant.")
     if args.own_text and args.rehearsal and not args.own_text_min_recall:
         raise SystemExit("--own-text with --own-text-min-recall 0 always takes the place of "
                          "--rehearsal: give one of them.")
