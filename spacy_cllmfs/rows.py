@@ -143,7 +143,9 @@ def asked_types(doc, types: Dict[str, TypeInfo], settings: RowSettings,
         return list(types)
     present = {e.label_ for e in doc.ents}
     absent = [label for label in types if label not in present]
-    chosen = set(rng.sample(absent, min(settings.absent_types, len(absent))))
+    if len(absent) <= settings.absent_types:  # all of them: nothing to draw, no draw taken
+        return list(types)
+    chosen = set(rng.sample(absent, settings.absent_types))
     return [label for label in types if label in present or label in chosen]
 
 

@@ -69,6 +69,20 @@ def test_a_docs_own_types_and_sampled_absent_ones(prompter):
     assert seen == set(TYPES)  # the absent types are sampled, not fixed
 
 
+def test_absent_types_at_least_the_absent_ones_ask_every_type_and_draw_nothing(prompter):
+    """With no more absent types than `absent_types`, the rows are those of asking every type,
+    and the random stream is left as it was (training on few types is as without sampling)."""
+    doc = make_doc(["Heart", "cells"], ["B-Organ", "O"])
+    rng = random.Random(0)
+    rows = build_rows([doc], prompter, LABELS, RowSettings(absent_types=len(TYPES) - 1), rng)
+    every = build_rows([doc], prompter, LABELS, RowSettings(absent_types=None))
+    assert [(r.label, r.prompt, r.response) for r in rows] == \
+        [(r.label, r.prompt, r.response) for r in every]
+    assert rng.random() == random.Random(0).random()
+    rows = build_rows([doc], prompter, LABELS, RowSettings(absent_types=len(TYPES) - 2), rng)
+    assert len(rows) == len(TYPES) - 1 and "Organ" in [r.label for r in rows]
+
+
 def test_absent_types_none_asks_every_type_of_the_doc(prompter):
     doc = make_doc(["Heart", "cells"], ["B-Organ", "B-Cell"])
     rows = build_rows([doc], prompter, LABELS, RowSettings(absent_types=0))
