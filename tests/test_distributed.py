@@ -135,22 +135,21 @@ def test_an_actor_killed_mid_run_is_restarted_and_nothing_is_lost(cluster, pipel
                                                                  tmp_path):
     texts = TEXTS * 200  # enough batches that the run outlasts the kill on a fast machine too
     source = write_jsonl(tmp_path / "many.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+
     def actors():
-        found = {}
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            if "MapWorker" in " ".join(proc.info["cmdline"] or []):
-                found[proc.info["pid"]] = proc
-        return found
+        """The pids of the processes that are Ray actors (named after their class) now."""
+        return {proc.info["pid"] for proc in psutil.process_iter(["pid", "cmdline"])
+                if "MapWorker" in " ".join(proc.info["cmdline"] or [])}
 
     # Actors of earlier tests may still be shutting down. Ray reuses its idle worker processes,
     # so the actor can be a process that was already there: it is known by its name, not its pid.
-    before = set(actors())
+    before = actors()
     killed = []
 
     def kill_an_actor():
         deadline = time.time() + 120
         while time.time() < deadline:
-            for pid in set(actors()) - before:
+            for pid in actors() - before:
                 time.sleep(0.5)  # the actor has just taken its name: it is loading or annotating
                 try:
                     os.kill(pid, signal.SIGKILL)
