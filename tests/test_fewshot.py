@@ -35,8 +35,8 @@ def corpus():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_each_type_gets_k_to_2k_mentions(k, seed):
     docs = corpus()
-    types, indices = sample_episode(docs, n_ways=3, k_shots=k, seed=seed)
-    assert len(types) == 3 and indices == sorted(set(indices))
+    types, indices, walk = sample_episode(docs, n_ways=3, k_shots=k, seed=seed)
+    assert len(types) == 3 and indices == sorted(set(indices)) and walk >= 1
     counts = Counter(e.label_ for i in indices for e in docs[i].ents)
     assert set(counts) == set(types)  # no sentence brings a type outside the N
     assert all(k <= counts[t] <= 2 * k for t in types), counts
@@ -46,7 +46,23 @@ def test_seeds_give_different_sets_and_the_same_seed_the_same_set():
     docs = corpus()
     draws = {seed: sample_episode(docs, 4, 2, seed) for seed in range(6)}
     assert draws[0] == sample_episode(docs, 4, 2, 0)
-    assert len({tuple(indices) for _, indices in draws.values()}) > 1
+    assert len({tuple(d.indices) for d in draws.values()}) > 1
+
+
+def test_a_walk_that_falls_short_is_followed_by_another_from_the_same_stream():
+    """K = 1: the sentence with two ORGs first leaves no room for the one that brings PER
+    (ORG would go above 2K), so that walk fails; the next walk, in a new order, can succeed.
+    A first walk that succeeds is the whole draw (walk 1), as before walks were repeated."""
+    two_orgs, both = doc(["B-ORG", "O", "B-ORG"]), doc(["B-ORG", "B-PER", "O", "B-PER"])
+    docs = [two_orgs, both]
+    draws = {seed: sample_episode(docs, 2, 1, seed) for seed in range(20)}
+    assert {d.types == ["ORG", "PER"] and d.indices == [1] for d in draws.values()} == {True}
+    walks = {d.walk for d in draws.values()}
+    assert 1 in walks and max(walks) > 1  # some seeds needed a second walk, some did not
+    late = next(seed for seed, d in draws.items() if d.walk > 1)
+    assert sample_episode(docs, 2, 1, late) == draws[late]  # the re-draw is deterministic
+    with pytest.raises(SamplingError, match=r"in 1 walks \(the last got ORG: 2, PER: 0\)"):
+        sample_episode(docs, 2, 1, late, walks=1)
 
 
 def test_too_few_examples_for_k_names_the_type():

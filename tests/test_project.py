@@ -121,6 +121,10 @@ def test_compare_scores_every_system_on_the_same_shots_and_test_docs(compared):
         assert data["f1"] == data["shots"]["2"]["f1"]
         assert set(data["shots"]) == {"2", "3"}
         assert all(data["shots"][k]["seeds"] == [1, 2] for k in ("2", "3"))
+        # each seed's scores are kept, so that merge_compare.py can pool seeds across runs
+        by_seed = data["shots"]["2"]["by_seed"]
+        assert set(by_seed) == {"1", "2"} and by_seed["1"]["sampler_walk"] == 1
+        assert data["f1"] == pytest.approx((by_seed["1"]["f1"] + by_seed["2"]["f1"]) / 2)
     runs = compared / "compare" / "runs"
     for k in (2, 3):
         for seed in (1, 2):
@@ -183,9 +187,9 @@ def test_merge_compare_takes_each_cell_from_the_summary_with_most_seeds(tmp_path
     result = merge.merge([("a", a), ("b", b)])
     systems = result["systems"]
     assert list(systems) == ["cllmfs", "no_noise", "general_zero_shot"]  # compare.py's order
-    assert systems["general_zero_shot"]["shots"]["10"]["from"] == "a"  # 3 seeds, not 1
-    assert systems["cllmfs"]["shots"]["10"]["from"] == "b"  # as many seeds: the later file
-    assert systems["cllmfs"]["shots"]["5"]["from"] == "a"
+    assert systems["general_zero_shot"]["shots"]["10"]["from"] == ["a"]  # 3 seeds, not 1
+    assert systems["cllmfs"]["shots"]["10"]["from"] == ["b"]  # as many seeds: the later file
+    assert systems["cllmfs"]["shots"]["5"]["from"] == ["a"]
     assert systems["no_noise"]["f1"] == 0.30 and list(systems["no_noise"]["shots"]) == ["10"]
     assert (result["shots"], result["seeds"], result["ways"]) == ([5, 10], [1, 2, 3], 3)
     assert result["merged_from"] == ["a", "b"]
@@ -193,6 +197,34 @@ def test_merge_compare_takes_each_cell_from_the_summary_with_most_seeds(tmp_path
         merge.merge([("a", a), ("c", {**b, "ways": 6})])
     with pytest.raises(SystemExit, match="'test_docs'"):
         merge.merge([("a", a), ("c", {k: v for k, v in b.items() if k != "test_docs"})])
+
+
+def test_merge_compare_pools_the_seeds_that_summaries_keep_one_by_one(tmp_path):
+    """A cell's seeds can come from several machines: summaries that keep each seed's scores
+    (by_seed) are pooled, a seed run in two of them counting once, from the later file."""
+    merge, report = load_script("merge_compare"), load_script("compare_report")
+
+    def seed(f1):
+        return {"precision": f1, "recall": f1, "f1": f1, "support": 50, "seconds": 10.0,
+                "sampler_walk": 1}
+
+    same = {"data": "gum", "split": "test", "ways": 10, "test_docs": 491, "variants": {}}
+    a = {**same, "shots": [5], "seeds": [1, 2], "systems": {
+        "cllmfs": {"shots": {"5": report.cell({1: seed(0.30), 2: seed(0.20)})}}}}
+    b = {**same, "shots": [5], "seeds": [2, 3], "systems": {
+        "cllmfs": {"shots": {"5": report.cell({2: seed(0.26), 3: seed(0.28)})}}}}
+    pooled = merge.merge([("a", a), ("b", b)])["systems"]["cllmfs"]["shots"]["5"]
+    assert pooled["seeds"] == [1, 2, 3] and pooled["from"] == ["a", "b"]
+    assert pooled["by_seed"]["2"]["f1"] == 0.26  # b is the later file
+    assert pooled["f1"] == pytest.approx(0.28) and pooled["f1_std"] == pytest.approx(0.02)
+    assert pooled["seconds"] == 30.0
+    # In the other order a is the later file; a summary whose seeds are all overridden is
+    # not named.
+    other = merge.merge([("b", b), ("a", a)])["systems"]["cllmfs"]["shots"]["5"]
+    assert other["by_seed"]["2"]["f1"] == 0.20 and other["from"] == ["b", "a"]
+    c = {**same, "shots": [5], "seeds": [2], "systems": {
+        "cllmfs": {"shots": {"5": report.cell({2: seed(0.10)})}}}}
+    assert merge.merge([("c", c), ("a", a)])["systems"]["cllmfs"]["shots"]["5"]["from"] == ["a"]
 
 
 def test_compare_decodes_the_untrained_systems_greedily():
@@ -241,6 +273,44 @@ def test_compare_runs_are_keyed_by_what_determines_them(compared, tmp_path):
     assert summarised() == everything
     config.write_text(text.replace("weight = 0.1", "weight = 0.2"))
     assert summarised() == ["spacy_ner"]
+
+
+def test_compare_reuses_an_untrained_run_for_a_seed_that_drew_the_same_types(compared, tmp_path):
+    """The news sample has three types, so 3-way sets of every seed ask the same types: the
+    untrained systems (no shots seen) are scored once and the run serves the other seeds. A run
+    on other types is not reused."""
+    copy = tmp_path / "project"
+    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    runs = copy / "compare" / "runs"
+    for path in runs.glob("general_zero_shot_k*_seed2-*.json"):
+        path.unlink()
+    shutil.rmtree(copy / "compare" / "k2" / "seed2" / "general_zero_shot")
+
+    def run_seed2():
+        subprocess.run(
+            [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
+             "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics", "--ways", "3",
+             "--shots", "2", "--seeds", "2", "--test-limit", "8", "--systems",
+             "general_zero_shot", "--blank-config", "configs/cllmfs_smoke.cfg",
+             "--descriptions", "configs/news_types.json", "--epochs", "1"],
+            cwd=copy, check=True, capture_output=True,
+        )
+        [path] = runs.glob("general_zero_shot_k2_seed2-*.json")
+        return json.loads(path.read_text())
+
+    reused = run_seed2()
+    assert "_seed1-" in reused["reused_from"] and reused["seed"] == 2
+    source = json.loads((runs / reused["reused_from"]).read_text())
+    assert (reused["f1"], reused["types"]) == (source["f1"], source["types"])
+    assert not (copy / "compare" / "k2" / "seed2" / "general_zero_shot").exists()  # not scored
+    for path in runs.glob("general_zero_shot_k*-*.json"):  # runs on other types only
+        other = json.loads(path.read_text())
+        path.write_text(json.dumps({**other, "types": other["types"][:2]}))
+    for path in runs.glob("general_zero_shot_k2_seed2-*.json"):
+        path.unlink()
+    scored = run_seed2()
+    assert "reused_from" not in scored and scored["f1"] == source["f1"]
+    assert (copy / "compare" / "k2" / "seed2" / "general_zero_shot").is_dir()
 
 
 def test_compare_wants_a_system_or_a_variant(tmp_path):

@@ -222,7 +222,7 @@ def icl_docs_per_s(nlp, labels, train, texts):
     """(shot sentences, docs/s of spacy-llm's NER.v3 with ICL_SHOTS shots per type on the
     pipeline's base model, docs/s of the pipeline on the same texts)."""
     base = nlp.config["components"]["cllmfs_ner"]["model"]["base_model"]
-    _, indices = sample_episode(train, len(labels), ICL_SHOTS, seed=1)
+    indices = sample_episode(train, len(labels), ICL_SHOTS, seed=1).indices
     icl = in_context_pipeline(base, labels, [train[i] for i in indices], max_new_tokens=96)
     list(icl.pipe(texts[:1]))  # warm-up: loads the model
     seconds, _ = timed(lambda: list(icl.pipe(texts, batch_size=8)))

@@ -62,13 +62,14 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from compare_report import SYSTEMS, plot_training, system_entry, training_summary, write_summary
+from compare_report import (SYSTEMS, cell, plot_training, seed_record, system_entry,
+                            training_summary, write_summary)
 from spacy_cllmfs import configs, own_text, recipe, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 from spacy_cllmfs.fewshot import sample_episode
 from spacy_cllmfs.bridge import in_context_pipeline
-from spacy_cllmfs.scoring import aggregate, fixed_subset, score_pipeline
+from spacy_cllmfs.scoring import fixed_subset, score_pipeline
 
 # Trained with CONFIG and the scaled schedule, with these overrides.
 ABLATIONS = {
@@ -124,9 +125,10 @@ def _settings(path) -> str:
     return spacy.util.load_config(path, interpolate=False).to_str()
 
 
-def run_key(args, name: str, k: int, seed: int) -> str:
+def run_key(args, name: str, k: int, seed) -> str:
     """A hash of what determines a run. The untrained systems see no shots: K is left out,
-    so their run serves every K of a seed (same types, same test sentences)."""
+    so their run serves every K of a seed (same types, same test sentences); with seed None,
+    the key of such a run but for the seed, which any seed drawing the same types shares."""
     config = config_of(args, name)
     scheduled = name in ABLATIONS or name in args.variants
     parts = {
@@ -225,7 +227,7 @@ def run_unit(args, k: int, seed: int, threads: int):
     train = read_docs(args.corpus / "train.spacy", vocab)
     test = read_docs(args.corpus / f"{args.split}.spacy", vocab)
     test = [test[i] for i in fixed_subset(test, args.test_limit)]
-    types, indices = sample_episode(train, args.ways, k, seed)
+    types, indices, walk = sample_episode(train, args.ways, k, seed)
     shots_path, labels_path = work / "shots.spacy", work / "labels.json"
     shots = [train[i] for i in indices]
     DocBin(docs=shots, store_user_data=True).to_disk(shots_path)
@@ -272,7 +274,7 @@ def run_unit(args, k: int, seed: int, threads: int):
     def save(name, result, started):
         result = {**result, "system": name, "shots": k, "seed": seed, "types": types,
                   "train_docs": len(indices), "test_docs": len(test),
-                  "key": run_key(args, name, k, seed),
+                  "key": run_key(args, name, k, seed), "sampler_walk": walk,
                   "seconds": round(time.time() - started, 1)}
         srsly.write_json(run_path(args, name, k, seed), result)
         written.append(name)
@@ -317,19 +319,24 @@ def run_unit(args, k: int, seed: int, threads: int):
         if name not in args.systems or done(name):
             continue
         started = time.time()
-        # Untrained, so K does not matter: reuse this seed's run at another K (same key).
-        key = run_key(args, name, k, seed)
-        for path in sorted(runs.glob(f"{name}_k*_seed{seed}-{key}.json")):
+        # Untrained, so K does not matter, nor the seed where it drew the same types (N = all
+        # the types): reuse a run of this seed at another K, or of another seed on these types.
+        key, any_seed = run_key(args, name, k, seed), run_key(args, name, k, None)
+        for path in sorted(runs.glob(f"{name}_k*_seed*-*.json")):
             other = srsly.read_json(path)
-            other.pop("seconds", None)
-            save(name, {**other, "reused_from": path.name}, started)
-            break
+            if other["key"] == key or (other.get("key_any_seed") == any_seed
+                                       and other["types"] == types):
+                other.pop("seconds", None)
+                save(name, {**other, "reused_from": path.name, "key_any_seed": any_seed},
+                     started)
+                break
         if not done(name):
             out = work / name
             spacy_cli("assemble", args.config, out, "--paths.labels", labels_path,
                       *overrides_of(args, name),
                       threads=threads)
-            save(name, score_pipeline(spacy.load(out), test, types), started)
+            save(name, {**score_pipeline(spacy.load(out), test, types),
+                        "key_any_seed": any_seed}, started)
     return written
 
 
@@ -343,13 +350,7 @@ def summarise(args, names, settings) -> dict:
             found = [srsly.read_json(p) for p in paths if p.exists()]
             if not found:
                 continue
-            summary = aggregate(found)
-            by_k[str(k)] = {
-                "f1": summary["f1"], "f1_std": summary["f1_std"],
-                "precision": summary["precision"], "recall": summary["recall"],
-                "seeds": [r["seed"] for r in found],
-                "seconds": round(sum(r["seconds"] for r in found), 1),
-            }
+            by_k[str(k)] = cell({r["seed"]: seed_record(r) for r in found})
         if by_k:
             systems[name] = system_entry(by_k)
     result = {"systems": systems, **settings}

@@ -6,6 +6,7 @@ from pathlib import Path
 import srsly
 
 from card import curve  # scripts/card.py: the loss per update from a training log
+from spacy_cllmfs.scoring import aggregate
 
 # The systems, in the order of the table.
 SYSTEMS = ("cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
@@ -25,6 +26,27 @@ def training_summary(log_path: Path) -> dict:
             "last_loss": updates[-1]["loss"],
             "answer_rate": sum(r.get("answer_rate", 0) for r in tail) / len(tail),
             "answer_rate_gold": sum(r.get("answer_rate_gold", 0) for r in tail) / len(tail)}
+
+
+SEED_KEYS = ("precision", "recall", "f1", "support", "seconds", "sampler_walk")
+
+
+def seed_record(run: dict) -> dict:
+    """What a summary keeps of one seed's run, enough to pool seeds from several summaries
+    (merge_compare.py): its scores, time and which sampler walk drew its shots."""
+    return {key: run[key] for key in SEED_KEYS if key in run}
+
+
+def cell(by_seed: dict) -> dict:
+    """A table cell from {seed: seed_record}: the mean and sample std over the seeds."""
+    seeds = sorted(by_seed, key=int)
+    runs = [{**by_seed[s], "per_type": {}} for s in seeds]
+    summary = aggregate(runs)
+    return {"f1": summary["f1"], "f1_std": summary["f1_std"],
+            "precision": summary["precision"], "recall": summary["recall"],
+            "seeds": [int(s) for s in seeds],
+            "seconds": round(sum(r.get("seconds", 0) for r in runs), 1),
+            "by_seed": {str(s): by_seed[s] for s in seeds}}
 
 
 def system_entry(by_k: dict) -> dict:

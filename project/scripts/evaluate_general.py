@@ -108,7 +108,7 @@ def main(args) -> dict:
         train = read_docs(args.wnut / "train.spacy", vocab)
         gold = subset(read_docs(args.wnut / f"{args.split}.spacy", vocab), args.limit)
         for seed in args.seeds:
-            types, _ = sample_episode(train, 3, 5, seed)
+            types = sample_episode(train, 3, 5, seed).types
             labels = {t: described[t] for t in types}
             record(f"wnut17/seed{seed}", lambda: run(args.start, args.template, labels, gold))
         record("wnut17/all6", lambda: run(args.start, args.template, described, gold))

@@ -7,9 +7,12 @@ comparison: every setting but the systems, shots and seeds (data, split, ways, t
 configs, descriptions, schedule, rehearsal, device, checkpoint) must be the same in all of
 them, or it stops and names the setting.
 
-For each system and K it takes the cell with the most seeds; of two with as many, the one of
-the later file. Writes OUT_DIR/compare.json (each cell says which file it came from),
-compare.md and compare.png, as compare.py does (the training curves stay with each summary).
+For each system and K it pools the seeds of every summary whose cell keeps them one by one
+(by_seed; a seed run twice counts once, from the later file), so that one cell's seeds can
+come from several machines. Where a cell lacks by_seed (summaries written before it was
+kept), it takes the cell with the most seeds; of two with as many, the one of the later
+file. Writes OUT_DIR/compare.json (each cell says which files it came from), compare.md and
+compare.png, as compare.py does (the training curves stay with each summary).
 
 Usage: python scripts/merge_compare.py OUT_DIR SUMMARY.json [SUMMARY.json ...]
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import srsly
 
-from compare_report import SYSTEMS, system_entry, write_summary
+from compare_report import SYSTEMS, cell, system_entry, write_summary
 
 MERGED = ("systems", "shots", "seeds", "variants")  # what may differ between the summaries
 
@@ -35,28 +38,42 @@ def merge(summaries):
                     f"{name} and {first_name} are not the same comparison: {key!r} is "
                     f"{summary.get(key)!r} against {first.get(key)!r}."
                 )
-    cells = {}  # (system, K) -> (cell, source)
+    found = {}  # (system, K) -> [(cell, source)], in file order
     for name, summary in summaries:
         for system, data in summary["systems"].items():
-            for k, cell in data["shots"].items():
-                held = cells.get((system, k))
-                if held is None or len(cell["seeds"]) >= len(held[0]["seeds"]):
-                    cells[(system, k)] = (cell, name)
+            for k, one in data["shots"].items():
+                found.setdefault((system, k), []).append((one, name))
+    cells = {key: pooled(held) for key, held in found.items()}
     present = {system for system, _ in cells}
     order = [s for s in SYSTEMS if s in present] + sorted(present - set(SYSTEMS))
     shots = sorted({int(k) for _, k in cells})
     systems = {}
     for system in order:
-        by_k = {str(k): {**cells[(system, str(k))][0], "from": cells[(system, str(k))][1]}
-                for k in shots if (system, str(k)) in cells}
+        by_k = {str(k): cells[(system, str(k))] for k in shots if (system, str(k)) in cells}
         systems[system] = system_entry(by_k)
-    seeds = sorted({s for cell, _ in cells.values() for s in cell["seeds"]})
+    seeds = sorted({s for one in cells.values() for s in one["seeds"]})
     variants = {}
     for _, summary in summaries:
         variants.update(summary.get("variants", {}))
     settings = {key: value for key, value in first.items() if key not in MERGED}
     return {"systems": systems, **settings, "shots": shots, "seeds": seeds,
             "variants": variants, "merged_from": [name for name, _ in summaries]}
+
+
+def pooled(held) -> dict:
+    """One cell from a system's cells at one K [(cell, source)], in file order."""
+    if all("by_seed" in one for one, _ in held):
+        by_seed, source = {}, {}
+        for one, name in held:
+            for seed, record in one["by_seed"].items():
+                by_seed[seed], source[seed] = record, name
+        used = set(source.values())
+        return {**cell(by_seed), "from": [name for _, name in held if name in used]}
+    best, name = held[0]
+    for one, other in held[1:]:
+        if len(one["seeds"]) >= len(best["seeds"]):
+            best, name = one, other
+    return {**best, "from": [name]}
 
 
 def main() -> None:

@@ -24,13 +24,14 @@ def main(corpus: Path, shots_dir: Path, domains, ways: int, shots: int, seeds) -
         out = shots_dir / domain
         out.mkdir(parents=True, exist_ok=True)
         for seed in seeds:
-            types, indices = sample_episode(docs, ways, shots, seed)
+            types, indices, walk = sample_episode(docs, ways, shots, seed)
             chosen = [docs[i] for i in indices]
             DocBin(docs=chosen, store_user_data=True).to_disk(out / f"seed{seed}.spacy")
             srsly.write_json(out / f"seed{seed}.labels.json", types)
             counts = Counter(e.label_ for doc in chosen for e in doc.ents)
             shown = ", ".join(f"{t}: {counts[t]}" for t in types)
-            print(f"{domain} seed {seed}: {len(chosen)} sentences, mentions {shown}")
+            again = f" (sampler walk {walk})" if walk > 1 else ""
+            print(f"{domain} seed {seed}: {len(chosen)} sentences, mentions {shown}{again}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def shots(corpus: Path, corpora, ways: int, k: int, seed: int, work: Path):
             doc.user_data.pop(TYPES_KEY, None)  # the component's labels are asked
             docs.append(doc)
         described.update({label: info["description"] for label, info in types[name].items()})
-    chosen, indices = sample_episode(docs, ways, k, seed)
+    chosen, indices, _ = sample_episode(docs, ways, k, seed)
     labels = {label: described[label] for label in chosen}
     DocBin(docs=[docs[i] for i in indices]).to_disk(work / "shots.spacy")
     srsly.write_json(work / "labels.json", labels)
