@@ -216,15 +216,24 @@ def test_merge_compare_pools_the_seeds_that_summaries_keep_one_by_one(tmp_path):
     pooled = merge.merge([("a", a), ("b", b)])["systems"]["cllmfs"]["shots"]["5"]
     assert pooled["seeds"] == [1, 2, 3] and pooled["from"] == ["a", "b"]
     assert pooled["by_seed"]["2"]["f1"] == 0.26  # b is the later file
+    assert [pooled["by_seed"][s]["from"] for s in "123"] == ["a", "b", "b"]
     assert pooled["f1"] == pytest.approx(0.28) and pooled["f1_std"] == pytest.approx(0.02)
     assert pooled["seconds"] == 30.0
-    # In the other order a is the later file; a summary whose seeds are all overridden is
-    # not named.
+    # In the other order a is the later file (the files are named in seed order); a summary
+    # whose seeds are all overridden is not named.
     other = merge.merge([("b", b), ("a", a)])["systems"]["cllmfs"]["shots"]["5"]
-    assert other["by_seed"]["2"]["f1"] == 0.20 and other["from"] == ["b", "a"]
+    assert other["by_seed"]["2"]["f1"] == 0.20 and other["from"] == ["a", "b"]
     c = {**same, "shots": [5], "seeds": [2], "systems": {
         "cllmfs": {"shots": {"5": report.cell({2: seed(0.10)})}}}}
     assert merge.merge([("c", c), ("a", a)])["systems"]["cllmfs"]["shots"]["5"]["from"] == ["a"]
+    # A merged summary merges again: a new run's seed joins, the others keep their files.
+    merged = merge.merge([("a", a), ("b", b)])
+    d = {**same, "shots": [5], "seeds": [4], "systems": {
+        "cllmfs": {"shots": {"5": report.cell({4: seed(0.32)})}}}}
+    again = merge.merge([("results", merged), ("d", d)])
+    cell4 = again["systems"]["cllmfs"]["shots"]["5"]
+    assert cell4["seeds"] == [1, 2, 3, 4] and cell4["from"] == ["a", "b", "d"]
+    assert cell4["f1"] == pytest.approx(0.29) and again["merged_from"] == ["results", "d"]
 
 
 def test_compare_decodes_the_untrained_systems_greedily():

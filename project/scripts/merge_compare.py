@@ -12,7 +12,9 @@ For each system and K it pools the seeds of every summary whose cell keeps them 
 come from several machines. Where a cell lacks by_seed (summaries written before it was
 kept), it takes the cell with the most seeds; of two with as many, the one of the later
 file. Writes OUT_DIR/compare.json (each cell says which files it came from), compare.md and
-compare.png, as compare.py does (the training curves stay with each summary).
+compare.png, as compare.py does (the training curves stay with each summary). A merged
+summary can be merged again, each seed keeping the file it came from: merging the published
+results/gum/compare.json with a new run's summary adds that run's seeds and cells to it.
 
 Usage: python scripts/merge_compare.py OUT_DIR SUMMARY.json [SUMMARY.json ...]
 """
@@ -23,7 +25,8 @@ import srsly
 
 from compare_report import SYSTEMS, cell, system_entry, write_summary
 
-MERGED = ("systems", "shots", "seeds", "variants")  # what may differ between the summaries
+# what may differ between the summaries; a merged summary can be merged again (merged_from)
+MERGED = ("systems", "shots", "seeds", "variants", "merged_from")
 
 
 def merge(summaries):
@@ -63,17 +66,18 @@ def merge(summaries):
 def pooled(held) -> dict:
     """One cell from a system's cells at one K [(cell, source)], in file order."""
     if all("by_seed" in one for one, _ in held):
-        by_seed, source = {}, {}
+        by_seed = {}
         for one, name in held:
-            for seed, record in one["by_seed"].items():
-                by_seed[seed], source[seed] = record, name
-        used = set(source.values())
-        return {**cell(by_seed), "from": [name for _, name in held if name in used]}
+            for seed, record in one["by_seed"].items():  # a merged summary's seeds keep their file
+                by_seed[seed] = {**record, "from": record.get("from", name)}
+        pooled = cell(by_seed)
+        sources = [record["from"] for record in pooled["by_seed"].values()]
+        return {**pooled, "from": sorted(set(sources), key=sources.index)}
     best, name = held[0]
     for one, other in held[1:]:
         if len(one["seeds"]) >= len(best["seeds"]):
             best, name = one, other
-    return {**best, "from": [name]}
+    return {**best, "from": best.get("from", [name])}
 
 
 def main() -> None:
