@@ -213,3 +213,13 @@ def test_a_resumed_warmup_linear_goes_on_where_the_earlier_run_stopped():
                                        "initial_rate": 1e-3, "warmup_steps": 3,
                                        "total_steps": 10, "done_steps": 9}})
     assert next(resolved["x"]) == whole[9]
+
+
+def test_a_shipped_config_is_reported_by_its_name_on_every_machine(tmp_path):
+    """compare.json names the recipe "fewshot", not the install path, so that summaries from
+    two machines (or checkouts) merge; a copy elsewhere is reported by its own path."""
+    assert configs.name_of(configs.resolve("fewshot")) == "fewshot"
+    copy = tmp_path / "fewshot.cfg"
+    copy.write_text(configs.path("fewshot").read_text())
+    assert configs.name_of(copy) == str(copy)
+    assert configs.name_of("configs/cllmfs_cpu.cfg") == "configs/cllmfs_cpu.cfg"

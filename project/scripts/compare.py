@@ -415,7 +415,8 @@ def main() -> None:
     parser.add_argument("--own-text", type=int, default=0,
                         help="instead of --rehearsal: this many sentences of the text to "
                              "process (not scored, not shots), labelled by the starting adapter")
-    parser.add_argument("--own-text-split", default=None, choices=("train", "dev", "test"),
+    parser.add_argument("--own-text-split", default="scored",
+                        choices=("scored", "train", "dev", "test"),
                         help="the split --own-text draws from (default: the scored one)")
     parser.add_argument("--own-text-min-recall", type=float, default=own_text.MIN_RECALL,
                         help="use the own text only where the starting adapter finds this share "
@@ -428,6 +429,8 @@ def main() -> None:
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
     args.variants = parse_variants(args.variant)
+    if args.own_text_split == "scored":
+        args.own_text_split = None
     if not args.systems and not args.variants:
         raise SystemExit("No system to run: give --systems NAME ... or a --variant.")
     if args.own_text and args.rehearsal and not args.own_text_min_recall:
@@ -451,7 +454,7 @@ def main() -> None:
         "test_docs": len(fixed_subset(test, args.test_limit)), "test_total": len(test),
         "test_subset": "all" if not args.test_limit or args.test_limit >= len(test) else
         f"{args.test_limit} sentences drawn with random.Random(0).sample, in corpus order",
-        "config": str(args.config), "blank_config": str(args.blank_config),
+        "config": configs.name_of(args.config), "blank_config": str(args.blank_config),
         "descriptions": str(args.descriptions), "epochs": args.epochs, "warmup": args.warmup,
         "rehearsal": args.rehearsal, "rehearsal_corpus": str(args.rehearsal_corpus),
         "own_text": args.own_text, "own_text_split": args.own_text_split or args.split,

@@ -28,3 +28,13 @@ def resolve(name_or_path) -> Path:
             raise ValueError(f"No config file at {given}.")
         return given
     return path(str(name_or_path))
+
+
+def name_of(config_path) -> str:
+    """The inverse of resolve for reports: a shipped config's name ("fewshot"), so that the
+    same setting reads the same on every machine, else the path as given."""
+    given = Path(config_path)
+    if given.suffix == ".cfg" and given.stem in names() and given.resolve() == path(
+            given.stem).resolve():
+        return given.stem
+    return str(config_path)
