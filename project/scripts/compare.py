@@ -144,7 +144,7 @@ def run_key(args, name: str, k: int, seed) -> str:
         "icl_max_new_tokens": args.icl_max_new_tokens if name == "spacy_llm_icl" else None,
     }
     if scheduled and args.own_text:  # only when used, so that earlier runs keep their keys
-        parts["own_text"] = [args.own_text, args.own_text_split or args.split,
+        parts["own_text"] = [args.own_text, args.own_text_split,
                              args.own_text_min_recall]
     if scheduled and args.rehearsal:
         parts["rehearsal"] = [args.rehearsal, _digest(args.rehearsal_corpus)]
@@ -181,7 +181,7 @@ def own_text_corpus(args, work: Path, scored, shots, labels, seed: int):
     (WORK/k<K>/seed<S>/own_text<N>-<split>-<hash>.spacy) and reused. Returns the path and the
     share of the shots' entities the adapter finds (None: not checked); no path when that share
     is below --own-text-min-recall. The check is kept beside the path (.json)."""
-    split = args.own_text_split or args.split
+    split = args.own_text_split
     # what decides the draw and its use: N, the split, which sentences are scored, the check
     drawn = json.dumps([args.own_text, split, args.split, args.test_limit,
                         args.own_text_min_recall]).encode("utf8")
@@ -430,7 +430,7 @@ def main() -> None:
     args = parser.parse_args()
     args.variants = parse_variants(args.variant)
     if args.own_text_split == "scored":
-        args.own_text_split = None
+        args.own_text_split = args.split
     if not args.systems and not args.variants:
         raise SystemExit("No system to run: give --systems NAME ... or a --variant.")
     if args.own_text and args.rehearsal and not args.own_text_min_recall:
@@ -457,7 +457,7 @@ def main() -> None:
         "config": configs.name_of(args.config), "blank_config": str(args.blank_config),
         "descriptions": str(args.descriptions), "epochs": args.epochs, "warmup": args.warmup,
         "rehearsal": args.rehearsal, "rehearsal_corpus": str(args.rehearsal_corpus),
-        "own_text": args.own_text, "own_text_split": args.own_text_split or args.split,
+        "own_text": args.own_text, "own_text_split": args.own_text_split,
         "own_text_min_recall": args.own_text_min_recall if args.own_text else None,
         "gpu_id": args.gpu_id,
         "checkpoint": "model-best" if args.dev else "model-last",

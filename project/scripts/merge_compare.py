@@ -70,9 +70,9 @@ def pooled(held) -> dict:
         for one, name in held:
             for seed, record in one["by_seed"].items():  # a merged summary's seeds keep their file
                 by_seed[seed] = {**record, "from": record.get("from", name)}
-        pooled = cell(by_seed)
-        sources = [record["from"] for record in pooled["by_seed"].values()]
-        return {**pooled, "from": sorted(set(sources), key=sources.index)}
+        merged = cell(by_seed)
+        sources = [record["from"] for record in merged["by_seed"].values()]
+        return {**merged, "from": list(dict.fromkeys(sources))}  # in seed order, once each
     best, name = held[0]
     for one, other in held[1:]:
         if len(one["seeds"]) >= len(best["seeds"]):
