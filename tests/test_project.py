@@ -234,6 +234,9 @@ def test_merge_compare_pools_the_seeds_that_summaries_keep_one_by_one(tmp_path):
     cell4 = again["systems"]["cllmfs"]["shots"]["5"]
     assert cell4["seeds"] == [1, 2, 3, 4] and cell4["from"] == ["a", "b", "d"]
     assert cell4["f1"] == pytest.approx(0.29) and again["merged_from"] == ["results", "d"]
+    # The table shows the spread over several seeds; one seed has none, and is named.
+    assert report.table_cell(cell4).startswith("29.0 ± ") and "; 4 seeds)" in report.table_cell(cell4)
+    assert report.table_cell(d["systems"]["cllmfs"]["shots"]["5"]) == "32.0 (P 32.0, R 32.0; seed 4 only)"
 
 
 def test_compare_decodes_the_untrained_systems_greedily():

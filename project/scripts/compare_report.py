@@ -71,12 +71,18 @@ def table(systems: dict, shots) -> str:
         cells = []
         for k in shots:
             run = data["shots"].get(str(k))
-            cells.append("—" if run is None else
-                         f"{100 * run['f1']:.1f} ± {100 * run['f1_std']:.1f} "
-                         f"(P {100 * run['precision']:.1f}, R {100 * run['recall']:.1f}; "
-                         f"{len(run['seeds'])} seeds)")
+            cells.append("—" if run is None else table_cell(run))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def table_cell(run: dict) -> str:
+    """F1 with its spread over the seeds, or, for one seed, which seed (no spread to show)."""
+    seeds = run["seeds"]
+    spread = f" ± {100 * run['f1_std']:.1f}" if len(seeds) > 1 else ""
+    which = f"{len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]} only"
+    return (f"{100 * run['f1']:.1f}{spread} (P {100 * run['precision']:.1f}, "
+            f"R {100 * run['recall']:.1f}; {which})")
 
 
 def plot(systems: dict, shots, path: Path, settings: dict) -> None:
