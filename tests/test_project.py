@@ -612,12 +612,15 @@ def test_publish_copies_the_current_results_and_files_gpu_runs_apart(tmp_path):
     (metrics / "gum").mkdir(parents=True)
     (metrics / "compare.md").write_text("| table |")
     (metrics / "gum" / "compare.json").write_text("{}")
+    (metrics / "wnut17").mkdir()
+    (metrics / "wnut17" / "compare.png").write_bytes(b"png")
     (metrics / "training.log").write_text("not a result")
     (metrics / "benchmark.json").write_text(json.dumps({"machine": "x86_64, device cuda:0 (H200)"}))
     (metrics / "gpu").mkdir()
     (metrics / "gpu" / "NVIDIA-H200.json").write_text("{}")
     assert sorted(publish.main(metrics, results)) == ["compare.md", "gpu/NVIDIA-H200.json",
-                                                      "gpu/benchmark.json", "gum/compare.json"]
+                                                      "gpu/benchmark.json", "gum/compare.json",
+                                                      "wnut17/compare.png"]
     assert not (results / "training.log").exists()
 
 

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 # metrics path -> results path
+# The compare tables: the earlier recipe's WNUT-17 table at the top, one folder per target
+# (compare-systems --vars.compare_metrics metrics/<target>).
+COMPARE = {f"{folder}compare.{ext}": f"{folder}compare.{ext}"
+           for folder in ("", "gum/", "wnut17/") for ext in ("json", "md", "png")}
 FILES = {
-    "compare.json": "compare.json", "compare.md": "compare.md", "compare.png": "compare.png",
-    "gum/compare.json": "gum/compare.json", "gum/compare.md": "gum/compare.md",
-    "gum/compare.png": "gum/compare.png",
+    **COMPARE,
     "documents.json": "documents.json", "decode_memory.json": "decode_memory.json",
     "source/card.md": "source/card.md", "source/loss.png": "source/loss.png",
     "source/scores.json": "source/scores.json",
