@@ -49,7 +49,9 @@ def main(args) -> None:
         labels = list(pipe.labels)
         results[str(path)] = {}
         for a in args.answer_thresholds:
-            pipe.decoding = dataclasses.replace(pipe.decoding, answer_threshold=a)
+            # every entity kept (threshold 0): the entity thresholds are applied below, the
+            # pipeline's own included, so a pipeline saved with threshold 0.1 is swept below it
+            pipe.decoding = dataclasses.replace(pipe.decoding, answer_threshold=a, threshold=0.0)
             predicted = list(nlp.pipe(unannotated(gold, nlp.vocab), batch_size=32))
             results[str(path)][str(a)] = {
                 str(t): strict_scores(gold, kept(predicted, t), labels) for t in THRESHOLDS}
