@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 # metrics path -> results path
-# The compare tables: the earlier recipe's WNUT-17 table at the top, one folder per target
+# The compare tables: compare-systems' default target at the top, one folder per target
 # (compare-systems --vars.compare_metrics metrics/<target>).
 COMPARE = {f"{folder}compare.{ext}": f"{folder}compare.{ext}"
            for folder in ("", "gum/", "wnut17/") for ext in ("json", "md", "png")}
