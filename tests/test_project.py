@@ -530,6 +530,41 @@ def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(c
     assert out.returncode != 0 and "--own-text-split" in out.stderr
 
 
+def test_compare_trains_on_the_shots_alone_where_the_own_text_is_rejected(compared,
+                                                                         source_project,
+                                                                         tmp_path):
+    """--own-text with --rehearsal: where the starting adapter's labels are rejected (the
+    untrained tiny model finds none of the shots' entities), --if-rejected source trains with
+    the source sentences and --if-rejected shots with nothing but the shots; the two runs are
+    keyed apart, and each says what it trained with."""
+    copy = tmp_path / "project"
+    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    shutil.copytree(source_project / "corpus" / "source", copy / "corpus" / "source")
+    args = [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
+            "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics_rejected",
+            "--ways", "3", "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1",
+            "--systems", "cllmfs", "--own-text", "3", "--rehearsal", "3",
+            "--rehearsal-corpus", "corpus/source/train.spacy"]
+    runs = copy / "compare" / "runs"
+    work = copy / "compare" / "k2" / "seed1"
+    used = {}
+    for choice in ("shots", "source"):
+        before = set(runs.glob("cllmfs_k2_seed1-*.json"))
+        done = subprocess.run([*args, "--if-rejected", choice], cwd=copy, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        [run] = set(runs.glob("cllmfs_k2_seed1-*.json")) - before
+        used[choice] = srsly.read_json(run)
+        summary = srsly.read_json(copy / "metrics_rejected" / "compare.json")
+        assert summary["if_rejected"] == choice
+        # the shots with the source sentences are written for the run that trains on them
+        assert (work / "shots_rehearsal3.spacy").exists() == (choice == "source")
+    assert used["source"]["rehearsal_used"] == "source"
+    assert used["shots"]["rehearsal_used"] == "none"
+    assert used["source"]["shots_recall"] == used["shots"]["shots_recall"] == 0.0
+    assert used["source"]["key"] != used["shots"]["key"]
+
+
 def test_train_cost_trains_each_variant_and_scores_it_on_held_out_sentences(source_project,
                                                                             tmp_path):
     """scripts/train_cost.py: one `spacy train` per variant on the same N-way K-shot set, each

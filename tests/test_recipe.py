@@ -142,14 +142,26 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
     common = ["--vars.train_data", str(train), "--vars.labels", str(labels),
               "--vars.dev_data", str(train), "--vars.config", str(tmp_path / "tiny.cfg"),
               "--vars.own_text", str(tmp_path / "mine.txt")]
-    # the untrained tiny model finds none of the training sentences' entities: the source
-    # rehearsal is used instead, and the command says so
-    done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "train",
-                           str(project), *common], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
-    assert "instead of your text" in done.stdout and "--min-recall" in done.stderr
-    assert "--vars.own_text_min_recall 0" in done.stdout  # what a project user passes
-    assert not (project / "training" / "custom" / "own_text.spacy").exists()
+    # the untrained tiny model finds none of the training sentences' entities: its labels of
+    # the text are not used; the recipe trains with the source rehearsal or on the training
+    # sentences alone (--vars.own_text_rejected), and the command says which
+    trained_with = {}
+    for choice in ("source", "shots"):
+        done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "train",
+                               str(project), *common, "--vars.own_text_rejected", choice],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+        assert "--min-recall" in done.stderr
+        assert "--vars.own_text_min_recall 0" in done.stdout  # what a project user passes
+        assert not (project / "training" / "custom" / "own_text.spacy").exists()
+        trained_with[choice] = (done.stdout, spacy.util.load_config(
+            project / "training" / "custom" / "model-last" / "config.cfg")["corpora"]["train"])
+    assert "instead of your text" in trained_with["source"][0]
+    assert "--vars.own_text_rejected shots" not in trained_with["source"][0]
+    assert trained_with["source"][1]["rehearsal"] == 32
+    assert "your sentences alone" in trained_with["shots"][0]
+    assert "--vars.own_text_rejected source" in trained_with["shots"][0]
+    assert trained_with["shots"][1]["rehearsal"] == 0
     for command in ("train", "evaluate"):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,
                                str(project), *common, "--vars.own_text_min_recall", "0"],

@@ -28,8 +28,8 @@ systems see the shots alone. --own-text N instead: N sentences of the text a use
 process (the scored split's sentences outside the scored subset, or --own-text-split's),
 labelled by the starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text), as the
 project's `train` uses them: only where the adapter finds --own-text-min-recall of the shots'
-entities (default own_text.MIN_RECALL; 0: always). Elsewhere the --rehearsal sentences are
-used, or none; each run says which ("rehearsal_used").
+entities (default own_text.MIN_RECALL; 0: always). Elsewhere (--if-rejected) the shots alone,
+or the --rehearsal sentences ("source"); each run says which ("rehearsal_used").
 
 Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
@@ -148,6 +148,8 @@ def run_key(args, name: str, k: int, seed) -> str:
                              args.own_text_min_recall]
     if scheduled and args.rehearsal:
         parts["rehearsal"] = [args.rehearsal, _digest(args.rehearsal_corpus)]
+        if args.own_text and args.if_rejected != "source":  # earlier runs keep their keys
+            parts["if_rejected"] = args.if_rejected
     if name in UNTRAINED:
         parts.pop("k")
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf8")).hexdigest()[:12]
@@ -243,6 +245,8 @@ def run_unit(args, k: int, seed: int, threads: int):
         if args.own_text and scheduled else (None, None)
     if own_corpus:
         rehearsal_corpus, rehearsal = own_corpus, read_docs(own_corpus, vocab)
+    elif args.own_text and scheduled and args.if_rejected == "shots":
+        rehearsal_corpus, rehearsal = None, []  # the adapter's convention is not the shots'
     else:
         rehearsal_corpus = args.rehearsal_corpus
         rehearsal = rehearsal_docs(args, vocab, seed)
@@ -421,6 +425,9 @@ def main() -> None:
     parser.add_argument("--own-text-min-recall", type=float, default=own_text.MIN_RECALL,
                         help="use the own text only where the starting adapter finds this share "
                              "of the shots' entities, else --rehearsal's (0: always)")
+    parser.add_argument("--if-rejected", default="source", choices=("shots", "source"),
+                        help="where --own-text is not used (the check): the shots alone, or "
+                             "--rehearsal's source sentences")
     parser.add_argument("--gpu-id", type=int, default=-1,
                         help="train and score the LLM systems on this GPU (-1: CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
@@ -459,6 +466,7 @@ def main() -> None:
         "rehearsal": args.rehearsal, "rehearsal_corpus": str(args.rehearsal_corpus),
         "own_text": args.own_text, "own_text_split": args.own_text_split,
         "own_text_min_recall": args.own_text_min_recall if args.own_text else None,
+        "if_rejected": args.if_rejected if args.own_text else None,
         "gpu_id": args.gpu_id,
         "checkpoint": "model-best" if args.dev else "model-last",
         "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},

@@ -12,11 +12,12 @@ rehearsal: the shots then teach the types' boundaries without moving how often t
 answers on your text (docs/experiments.md, issue 35). Unless the starting adapter finds at
 least --own-text-min-recall of your training sentences' entities zero-shot (default
 spacy_cllmfs.own_text.MIN_RECALL): then its labels would teach its convention instead of
-yours, so the source rehearsal is used, and the command says so.
+yours. Then (--if-rejected) the recipe trains on your sentences alone ("shots") or with the
+source rehearsal ("source"), and the command says which.
 
 Usage: python scripts/train_custom.py CONFIG TRAIN.spacy LABELS.json OUTPUT_DIR
        [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--own-text TEXTS]
-       [--own-text-min-recall 0.2] [--gpu-id -1] [overrides]
+       [--own-text-min-recall 0.2] [--if-rejected shots|source] [--gpu-id -1] [overrides]
 Writes OUTPUT_DIR/model-last (and model-best), a pipeline `spacy.load` opens.
 """
 import argparse
@@ -33,6 +34,8 @@ from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 
 OWN_TEXT = 32  # as many as the source rehearsal's, as measured on WNUT-17 dev
+# what the recipe trains with when the starting adapter's labels of your text are not used
+IF_REJECTED = ("shots", "source")
 
 
 def check(train: str, labels: str, dev: str):
@@ -72,8 +75,11 @@ def label_own_text(config, texts: str, train: str, labels: str, output: Path,
 
 
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
-         own_text: str = "", min_recall: Optional[float] = None) -> None:
+         own_text: str = "", min_recall: Optional[float] = None,
+         if_rejected: str = "source") -> None:
     check(train, labels, dev)
+    if if_rejected not in IF_REJECTED:
+        raise SystemExit(f"--if-rejected {if_rejected!r}: give one of {', '.join(IF_REJECTED)}.")
     if own_text and not Path(own_text).is_file():
         raise SystemExit(f"No file at {own_text} (--own-text: the text you will process).")
     config = configs.resolve(config)
@@ -86,6 +92,13 @@ def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
         # all of them, also when the text held fewer than OWN_TEXT
         count = len(read_docs(rehearsal, spacy.blank("en").vocab))
         overrides = ["--corpora.train.rehearsal", str(count), *overrides]
+    elif own_text and if_rejected == "shots":
+        overrides = ["--corpora.train.rehearsal", "0", *overrides]
+        print("Training on your sentences alone, without your text or the source rehearsal, "
+              "which would teach the starting adapter's convention (for the source rehearsal: "
+              "--if-rejected source, in the project --vars.own_text_rejected source; to use "
+              "your text anyway: --own-text-min-recall 0, in the project "
+              "--vars.own_text_min_recall 0).")
     elif own_text:
         print(f"Training with the source rehearsal ({rehearsal}) instead of your text (to use "
               "it anyway: --own-text-min-recall 0, in the project --vars.own_text_min_recall 0).")
@@ -111,8 +124,12 @@ if __name__ == "__main__":
                         help="use your text only when the starting adapter finds this share of "
                              "your training sentences' entities (default: "
                              f"{own.MIN_RECALL}; 0: always)")
+    parser.add_argument("--if-rejected", default="source", choices=IF_REJECTED,
+                        help="what trains with your sentences when your text is not used: "
+                             "nothing (shots) or the source rehearsal (source)")
     parser.add_argument("--gpu-id", type=int, default=-1)
     args, overrides = parser.parse_known_args()
     min_recall = float(args.own_text_min_recall) if args.own_text_min_recall else None
     main(args.config, args.train, args.labels, args.output, args.dev, args.rehearsal,
-         args.gpu_id, [o for o in overrides if o != "--"], args.own_text, min_recall)
+         args.gpu_id, [o for o in overrides if o != "--"], args.own_text, min_recall,
+         args.if_rejected)
