@@ -239,6 +239,47 @@ def test_merge_compare_pools_the_seeds_that_summaries_keep_one_by_one(tmp_path):
     assert report.table_cell(d["systems"]["cllmfs"]["shots"]["5"]) == "32.0 (P 32.0, R 32.0; seed 4 only)"
 
 
+def test_merge_compare_keeps_the_untouched_rows_when_the_recipe_changes(tmp_path):
+    """The recipe's settings (rehearsal, own text, ...) need agree only between summaries that
+    hold a system trained with it: FILE:SYSTEMS takes the baselines from the published table
+    and the recipe's rows from new runs; mixing two recipes' trained rows stops, naming the
+    setting."""
+    merge, report = load_script("merge_compare"), load_script("compare_report")
+
+    def seed(f1):
+        return {"precision": f1, "recall": f1, "f1": f1, "support": 50, "seconds": 10.0}
+
+    same = {"data": "gum", "split": "test", "ways": 10, "test_docs": 491, "variants": {},
+            "rehearsal": 32, "own_text": 32}
+    published = {**same, "shots": [5], "seeds": [1, 2], "systems": {
+        "cllmfs": {"shots": {"5": report.cell({1: seed(0.25), 2: seed(0.24)})}},
+        "spacy_ner": {"shots": {"5": report.cell({1: seed(0.06), 2: seed(0.05)})}}}}
+    new = {**same, "if_rejected": "shots", "shots": [5], "seeds": [1, 2], "systems": {
+        "cllmfs": {"shots": {"5": report.cell({1: seed(0.27), 2: seed(0.26)})}}}}
+    with pytest.raises(SystemExit, match="'if_rejected' is 'shots' against None"):
+        merge.merge([("published", published), ("new", new)])
+    baselines = merge.only(published, ["spacy_ner"])
+    result = merge.merge([("published", baselines), ("new", new)])
+    assert list(result["systems"]) == ["cllmfs", "spacy_ner"]
+    assert result["systems"]["cllmfs"]["shots"]["5"]["from"] == ["new"]
+    assert result["systems"]["cllmfs"]["f1"] == pytest.approx(0.265)
+    assert result["systems"]["spacy_ner"]["shots"]["5"]["from"] == ["published"]
+    assert result["if_rejected"] == "shots" and result["rehearsal"] == 32
+    # the other settings still have to agree, trained rows or not
+    with pytest.raises(SystemExit, match="'test_docs'"):
+        merge.merge([("published", {**baselines, "test_docs": 500}), ("new", new)])
+    with pytest.raises(SystemExit, match="Not in the summary: zero_shot"):
+        merge.only(published, ["zero_shot"])
+    # on the command line: FILE:SYSTEM,SYSTEM
+    srsly.write_json(tmp_path / "published.json", published)
+    srsly.write_json(tmp_path / "new.json", new)
+    name, read = merge.read(f"{tmp_path / 'published.json'}:spacy_ner")
+    assert name == str(tmp_path / "published.json") and list(read["systems"]) == ["spacy_ner"]
+    assert list(merge.read(str(tmp_path / "new.json"))[1]["systems"]) == ["cllmfs"]
+    with pytest.raises(SystemExit, match="No summary at"):
+        merge.read(str(tmp_path / "none.json:cllmfs"))
+
+
 def test_compare_decodes_the_untrained_systems_greedily():
     """The recipe's thresholds (the shipped fewshot.cfg) are for adapters trained on shots: the
     untrained systems are reset to greedy decoding, the trained ones keep them."""

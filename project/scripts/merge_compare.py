@@ -5,7 +5,12 @@ files, so its cells were run by several compare.py commands, each writing its ow
 METRICS_DIR/compare.json. This script puts them together, and only summaries of the same
 comparison: every setting but the systems, shots and seeds (data, split, ways, test subset,
 configs, descriptions, schedule, rehearsal, device, checkpoint) must be the same in all of
-them, or it stops and names the setting.
+them, or it stops and names the setting. The settings of the recipe that trains on the shots
+(RECIPE: rehearsal, own text, schedule) need only agree between the summaries that hold a system
+trained with it (cllmfs, its ablations, variants), so that a table whose recipe changed keeps
+the cells of the systems the change does not touch: SUMMARY.json:SYSTEM,SYSTEM takes only those
+systems from a summary (e.g. the baselines from the published table, the recipe's rows from new
+runs).
 
 For each system and K it pools the seeds of every summary whose cell keeps them one by one
 (by_seed; a seed run twice counts once, from the later file), so that one cell's seeds can
@@ -16,7 +21,7 @@ compare.png, as compare.py does (the training curves stay with each summary). A 
 summary can be merged again, each seed keeping the file it came from: merging the published
 results/gum/compare.json with a new run's summary adds that run's seeds and cells to it.
 
-Usage: python scripts/merge_compare.py OUT_DIR SUMMARY.json [SUMMARY.json ...]
+Usage: python scripts/merge_compare.py OUT_DIR SUMMARY.json[:SYSTEM,...] [SUMMARY.json ...]
 """
 import argparse
 from pathlib import Path
@@ -27,6 +32,26 @@ from compare_report import SYSTEMS, cell, system_entry, write_summary
 
 # what may differ between the summaries; a merged summary can be merged again (merged_from)
 MERGED = ("systems", "shots", "seeds", "variants", "merged_from")
+# what only the systems trained with the recipe (compare.py's scheduled systems) depend on
+RECIPE = ("epochs", "warmup", "rehearsal", "rehearsal_corpus", "own_text", "own_text_split",
+          "own_text_min_recall", "if_rejected")
+SCHEDULED = ("cllmfs", "no_contrastive", "no_noise")
+
+
+def scheduled(summary) -> bool:
+    """Whether the summary holds a system trained with the recipe."""
+    return any(s in SCHEDULED or s in summary.get("variants", {}) for s in summary["systems"])
+
+
+def only(summary, systems):
+    """The summary with only `systems` (and their variants); a system it lacks is an error."""
+    missing = [s for s in systems if s not in summary["systems"]]
+    if missing:
+        raise SystemExit(f"Not in the summary: {', '.join(missing)} (it holds "
+                         f"{', '.join(summary['systems'])}).")
+    variants = {k: v for k, v in summary.get("variants", {}).items() if k in systems}
+    return {**summary, "systems": {s: summary["systems"][s] for s in systems},
+            "variants": variants}
 
 
 def merge(summaries):
@@ -34,13 +59,17 @@ def merge(summaries):
     if not summaries:
         raise SystemExit("Give at least one compare.json to merge.")
     first_name, first = summaries[0]
-    for name, summary in summaries[1:]:
-        for key in sorted(set(first) | set(summary)):
-            if key not in MERGED and first.get(key) != summary.get(key):
-                raise SystemExit(
-                    f"{name} and {first_name} are not the same comparison: {key!r} is "
-                    f"{summary.get(key)!r} against {first.get(key)!r}."
-                )
+    trained = [(name, summary) for name, summary in summaries if scheduled(summary)]
+    for group, keys in ((summaries, None), (trained, RECIPE)):
+        for name, summary in group[1:]:
+            base_name, base = group[0]
+            for key in sorted(set(base) | set(summary)):
+                compared = key in keys if keys else key not in MERGED + RECIPE
+                if compared and base.get(key) != summary.get(key):
+                    raise SystemExit(
+                        f"{name} and {base_name} are not the same comparison: {key!r} is "
+                        f"{summary.get(key)!r} against {base.get(key)!r}."
+                    )
     found = {}  # (system, K) -> [(cell, source)], in file order
     for name, summary in summaries:
         for system, data in summary["systems"].items():
@@ -58,7 +87,9 @@ def merge(summaries):
     variants = {}
     for _, summary in summaries:
         variants.update(summary.get("variants", {}))
-    settings = {key: value for key, value in first.items() if key not in MERGED}
+    settings = {key: value for key, value in first.items() if key not in MERGED + RECIPE}
+    recipe = trained[0][1] if trained else first  # the recipe of the trained rows
+    settings.update({key: recipe[key] for key in RECIPE if key in recipe})
     return {"systems": systems, **settings, "shots": shots, "seeds": seeds,
             "variants": variants, "merged_from": [name for name, _ in summaries]}
 
@@ -80,12 +111,25 @@ def pooled(held) -> dict:
     return {**best, "from": best.get("from", [name])}
 
 
+def read(argument: str):
+    """(name, summary) of FILE or FILE:SYSTEM,SYSTEM (only those systems)."""
+    path, systems = argument, None
+    if not Path(argument).is_file() and ":" in argument:
+        path, listed = argument.rsplit(":", 1)
+        systems = [s for s in listed.split(",") if s]
+    if not Path(path).is_file():
+        raise SystemExit(f"No summary at {path}.")
+    summary = srsly.read_json(path)
+    return (path, only(summary, systems) if systems else summary)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for compare.json, .md and .png")
-    parser.add_argument("summaries", type=Path, nargs="+", help="compare.json files, in order")
+    parser.add_argument("summaries", nargs="+",
+                        help="compare.json files, in order; FILE:SYSTEM,SYSTEM takes only those")
     args = parser.parse_args()
-    result = merge([(str(path), srsly.read_json(path)) for path in args.summaries])
+    result = merge([read(argument) for argument in args.summaries])
     write_summary(args.out, result)
     print((args.out / "compare.md").read_text(encoding="utf8"))
 
