@@ -10,9 +10,10 @@ that matters while the shots teach the rest.
 Its labels are only as good as the starting adapter's grasp of the user's convention. Where the
 adapter finds few of the shots' own entities (a convention it does not know, such as GUM's
 unnamed mentions), its labels would teach its convention instead of the user's, and the shots
-teach more alone (GUM dev: 21.1 F1 with own text, 29.1 with source rehearsal). So the command
-first decodes the training sentences zero-shot and labels nothing when the adapter finds less
-than MIN_RECALL of their entities.
+teach more alone (GUM dev: 21.1 F1 with own text, 29.1 with source rehearsal, and the shots
+with nothing else did better still at K = 5: docs/experiments.md). So the command first decodes
+the training sentences zero-shot and labels nothing when the adapter finds less than MIN_RECALL
+of their entities.
 
 `python -m spacy_cllmfs.own_text TEXTS LABELS.json OUT.spacy [--n 32] [--seed 0]
 [--exclude TRAIN.spacy] [--min-recall 0.2] [--config CONFIG] [--gpu-id 0]` writes the DocBin
@@ -172,8 +173,9 @@ def main(argv=None) -> None:
         print(f"Not labelling {args.texts}: zero-shot, the starting adapter finds {recall:.0%} "
               f"of the entities of {args.exclude} (below --min-recall {args.min_recall:g}). "
               "Its labels would teach its own convention instead of your sentences' (on GUM "
-              "dev this cost 8 F1). Train with the source rehearsal, or pass --min-recall 0 "
-              "to use them anyway.", file=sys.stderr)
+              "dev this cost 8 F1). Train on your sentences alone (no --paths.rehearsal: the "
+              "source corpora teach that convention too), or pass --min-recall 0 to use them "
+              "anyway.", file=sys.stderr)
         sys.exit(REFUSED)
     docs = labelled(nlp, texts, labels)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -575,9 +575,9 @@ def test_compare_trains_on_the_shots_alone_where_the_own_text_is_rejected(compar
                                                                          source_project,
                                                                          tmp_path):
     """--own-text with --rehearsal: where the starting adapter's labels are rejected (the
-    untrained tiny model finds none of the shots' entities), --if-rejected source trains with
-    the source sentences and --if-rejected shots with nothing but the shots; the two runs are
-    keyed apart, and each says what it trained with."""
+    untrained tiny model finds none of the shots' entities), the shots train alone (the
+    default, --if-rejected shots) or with the source sentences (--if-rejected source); the two
+    runs are keyed apart, and each says what it trained with."""
     copy = tmp_path / "project"
     shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
     shutil.copytree(source_project / "corpus" / "source", copy / "corpus" / "source")
@@ -589,10 +589,9 @@ def test_compare_trains_on_the_shots_alone_where_the_own_text_is_rejected(compar
     runs = copy / "compare" / "runs"
     work = copy / "compare" / "k2" / "seed1"
     used = {}
-    for choice in ("shots", "source"):
+    for choice, flags in (("shots", []), ("source", ["--if-rejected", "source"])):  # default
         before = set(runs.glob("cllmfs_k2_seed1-*.json"))
-        done = subprocess.run([*args, "--if-rejected", choice], cwd=copy, capture_output=True,
-                              text=True)
+        done = subprocess.run([*args, *flags], cwd=copy, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         [run] = set(runs.glob("cllmfs_k2_seed1-*.json")) - before
         used[choice] = srsly.read_json(run)
