@@ -108,6 +108,24 @@ def compared(project):
     return project
 
 
+def compare_copy(compared, tmp_path, source_project=None):
+    """A copy of the compared project (its runs kept, its pipelines not), with the source
+    corpora where a test rehearses them."""
+    copy = tmp_path / "project"
+    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    if source_project is not None:
+        shutil.copytree(source_project / "corpus" / "source", copy / "corpus" / "source")
+    return copy
+
+
+def smoke_compare(metrics, *flags):
+    """compare.py on the smoke configs: cllmfs alone, 3 ways, 2 shots, seed 1, 8 test docs."""
+    return [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
+            "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", metrics, "--ways", "3",
+            "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1", "--systems",
+            "cllmfs", *flags]
+
+
 def test_compare_scores_every_system_on_the_same_shots_and_test_docs(compared):
     result = json.loads((compared / "metrics" / "compare.json").read_text())
     systems = ["cllmfs", "cllmfs_blank", "no_contrastive", "no_noise", "general_zero_shot",
@@ -302,8 +320,7 @@ def test_compare_decodes_the_untrained_systems_greedily():
 def test_compare_runs_are_keyed_by_what_determines_them(compared, tmp_path):
     """After a config change, the runs of the systems that use the config are not reused;
     spaCy's ner, whose config did not change, keeps its runs. A comment is not a change."""
-    copy = tmp_path / "project"
-    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    copy = compare_copy(compared, tmp_path)
     config = copy / "configs" / "cllmfs_smoke.cfg"
     text = config.read_text()
     assert "weight = 0.1" in text
@@ -332,8 +349,7 @@ def test_compare_reuses_an_untrained_run_for_a_seed_that_drew_the_same_types(com
     """The news sample has three types, so 3-way sets of every seed ask the same types: the
     untrained systems (no shots seen) are scored once and the run serves the other seeds. A run
     on other types is not reused."""
-    copy = tmp_path / "project"
-    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
+    copy = compare_copy(compared, tmp_path)
     runs = copy / "compare" / "runs"
     for path in runs.glob("general_zero_shot_k*_seed2-*.json"):
         path.unlink()
@@ -491,14 +507,9 @@ def test_evaluate_general_keeps_the_dev_and_test_halves_of_a_heldout_split_apart
 def test_compare_rehearses_source_sentences_with_their_own_types(compared, source_project, tmp_path):
     """--rehearsal adds source-corpus sentences, with their corpus's types, to the training set
     of the scheduled systems only, and keys their runs apart from the runs without it."""
-    copy = tmp_path / "project"
-    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
-    shutil.copytree(source_project / "corpus" / "source", copy / "corpus" / "source")
-    args = [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
-            "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics_rehearsal",
-            "--ways", "3", "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1",
-            "--systems", "cllmfs", "--rehearsal", "3",
-            "--rehearsal-corpus", "corpus/source/train.spacy"]
+    copy = compare_copy(compared, tmp_path, source_project)
+    args = smoke_compare("metrics_rehearsal", "--rehearsal", "3", "--rehearsal-corpus",
+                         "corpus/source/train.spacy")
     subprocess.run(args, cwd=copy, check=True, capture_output=True)
     vocab = spacy.blank("en").vocab
     work = copy / "compare" / "k2" / "seed1"
@@ -528,12 +539,8 @@ def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(c
     that finds too few of the shots' entities (the untrained tiny one) labels nothing, and the
     run says what it trained with."""
     compare = load_script("compare")
-    copy = tmp_path / "project"
-    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
-    args = [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
-            "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics_own",
-            "--ways", "3", "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1",
-            "--systems", "cllmfs", "--own-text", "3"]
+    copy = compare_copy(compared, tmp_path)
+    args = smoke_compare("metrics_own", "--own-text", "3")
     before = set((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json"))
     checked = subprocess.run(args, cwd=copy, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr[-2000:]
@@ -578,14 +585,9 @@ def test_compare_trains_on_the_shots_alone_where_the_own_text_is_rejected(compar
     untrained tiny model finds none of the shots' entities), the shots train alone (the
     default, --if-rejected shots) or with the source sentences (--if-rejected source); the two
     runs are keyed apart, and each says what it trained with."""
-    copy = tmp_path / "project"
-    shutil.copytree(compared, copy, ignore=shutil.ignore_patterns("training", "untrained"))
-    shutil.copytree(source_project / "corpus" / "source", copy / "corpus" / "source")
-    args = [sys.executable, "scripts/compare.py", "configs/cllmfs_smoke.cfg",
-            "configs/spacy_ner_smoke.cfg", "corpus/news", "compare", "metrics_rejected",
-            "--ways", "3", "--shots", "2", "--seeds", "1", "--test-limit", "8", "--epochs", "1",
-            "--systems", "cllmfs", "--own-text", "3", "--rehearsal", "3",
-            "--rehearsal-corpus", "corpus/source/train.spacy"]
+    copy = compare_copy(compared, tmp_path, source_project)
+    args = smoke_compare("metrics_rejected", "--own-text", "3", "--rehearsal", "3",
+                         "--rehearsal-corpus", "corpus/source/train.spacy")
     runs = copy / "compare" / "runs"
     work = copy / "compare" / "k2" / "seed1"
     used = {}
