@@ -235,3 +235,27 @@ def test_a_shipped_config_is_reported_by_its_name_on_every_machine(tmp_path):
     copy.write_text(configs.path("fewshot").read_text())
     assert configs.name_of(copy) == str(copy)
     assert configs.name_of("configs/cllmfs_cpu.cfg") == "configs/cllmfs_cpu.cfg"
+
+
+def test_train_says_when_it_rehearses_the_source_sentences_unchecked(user_data, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Without --own-text nothing checks the starting adapter against the user's convention:
+    where the source rehearsal exists, `train` trains with it and says how to check or drop it;
+    where the user sets the rehearsal, or there is none, it says nothing of it."""
+    train_custom = util.load_script("train_custom")
+    train, labels = user_data
+    rehearsal = docbin(tmp_path / "source.spacy", util.TRAIN, {"ORG": "companies"})
+    commands = []
+    monkeypatch.setattr(train_custom.subprocess, "run",
+                        lambda command, check: commands.append(command))
+    for source, overrides in ((rehearsal, []), (rehearsal, ["--corpora.train.rehearsal", "0"]),
+                              (tmp_path / "missing.spacy", [])):
+        train_custom.main("fewshot", str(train), str(labels), tmp_path / "out", "", source, -1,
+                          overrides)
+        said = capsys.readouterr().out
+        unchecked = source == rehearsal and not overrides
+        assert ("Training with the source rehearsal" in said) == unchecked
+        assert ("--own-text" in said and "--corpora.train.rehearsal 0" in said) == unchecked
+        command = commands.pop()
+        assert command[command.index("--paths.rehearsal") + 1] == str(source)
+        assert command[len(command) - len(overrides):] == overrides

@@ -14,7 +14,8 @@ least --own-text-min-recall of your training sentences' entities zero-shot (defa
 spacy_cllmfs.own_text.MIN_RECALL): then its labels would teach its convention instead of
 yours. Then (--if-rejected) the recipe trains on your sentences alone ("shots", the default:
 the source sentences would teach the adapter's convention too; on GUM dev they cost 1.8 F1 at
-K = 5) or with the source rehearsal ("source"), and the command says which.
+K = 5) or with the source rehearsal ("source"), and the command says which. Without
+--own-text nothing is checked: the recipe trains with REHEARSAL where it exists, and says so.
 
 Usage: python scripts/train_custom.py CONFIG TRAIN.spacy LABELS.json OUTPUT_DIR
        [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--own-text TEXTS]
@@ -104,6 +105,12 @@ def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
     elif own_text:
         print(f"Training with the source rehearsal ({rehearsal}) instead of your text (to use "
               "it anyway: --own-text-min-recall 0, in the project --vars.own_text_min_recall 0).")
+    elif Path(rehearsal).is_file() and not any(
+            o.startswith("--corpora.train.rehearsal") for o in overrides):
+        print(f"Training with the source rehearsal ({rehearsal}). Nothing checks that it keeps "
+              "your convention: give --own-text (in the project --vars.own_text), some of the "
+              "text you will process, and the recipe checks and chooses; or train on your "
+              "sentences alone with --corpora.train.rehearsal 0.")
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
                "--paths.train", train, "--paths.dev", dev or train, "--paths.labels", labels,
                "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
