@@ -110,7 +110,8 @@ def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
         print(f"Training with the source rehearsal ({rehearsal}). Nothing checks that it keeps "
               "your convention: give --own-text (in the project --vars.own_text), some of the "
               "text you will process, and the recipe checks and chooses; or train on your "
-              "sentences alone with --corpora.train.rehearsal 0.")
+              "sentences alone with --corpora.train.rehearsal 0 (in the project "
+              "--vars.rehearsal none).")
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
                "--paths.train", train, "--paths.dev", dev or train, "--paths.labels", labels,
                "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
