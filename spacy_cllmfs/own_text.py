@@ -48,6 +48,10 @@ GREEDY = {"answer_threshold": 0.5, "threshold": 0.0}
 # on GUM's, 0.095, and own text cost 8.0.
 MIN_RECALL = 0.2
 REFUSED = 3  # the command's exit status when it labels nothing for that reason
+# What trains with the shots where the check rejects the adapter's labels: the shots alone (the
+# default, chosen on GUM dev: docs/experiments.md) or the source rehearsal. For the scripts that
+# train the recipe (the project's train_custom.py and compare.py).
+IF_REJECTED = ("shots", "source")
 
 
 def read_texts(path) -> List[str]:

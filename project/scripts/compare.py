@@ -425,7 +425,8 @@ def main() -> None:
     parser.add_argument("--own-text-min-recall", type=float, default=own_text.MIN_RECALL,
                         help="use the own text only where the starting adapter finds this share "
                              "of the shots' entities, else --rehearsal's (0: always)")
-    parser.add_argument("--if-rejected", default="shots", choices=("shots", "source"),
+    parser.add_argument("--if-rejected", default=own_text.IF_REJECTED[0],
+                        choices=own_text.IF_REJECTED,
                         help="where --own-text is not used (the check): the shots alone, or "
                              "--rehearsal's source sentences")
     parser.add_argument("--gpu-id", type=int, default=-1,

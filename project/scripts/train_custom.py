@@ -36,9 +36,6 @@ from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 
 OWN_TEXT = 32  # as many as the source rehearsal's, as measured on WNUT-17 dev
-# what the recipe trains with when the starting adapter's labels of your text are not used:
-# the shots alone (the default: GUM dev, docs/experiments.md), or with the source rehearsal
-IF_REJECTED = ("shots", "source")
 
 
 def check(train: str, labels: str, dev: str):
@@ -79,10 +76,11 @@ def label_own_text(config, texts: str, train: str, labels: str, output: Path,
 
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
          own_text: str = "", min_recall: Optional[float] = None,
-         if_rejected: str = "shots") -> None:
+         if_rejected: str = own.IF_REJECTED[0]) -> None:
     check(train, labels, dev)
-    if if_rejected not in IF_REJECTED:
-        raise SystemExit(f"--if-rejected {if_rejected!r}: give one of {', '.join(IF_REJECTED)}.")
+    if if_rejected not in own.IF_REJECTED:
+        raise SystemExit(f"--if-rejected {if_rejected!r}: give one of "
+                         f"{', '.join(own.IF_REJECTED)}.")
     if own_text and not Path(own_text).is_file():
         raise SystemExit(f"No file at {own_text} (--own-text: the text you will process).")
     config = configs.resolve(config)
@@ -134,7 +132,7 @@ if __name__ == "__main__":
                         help="use your text only when the starting adapter finds this share of "
                              "your training sentences' entities (default: "
                              f"{own.MIN_RECALL}; 0: always)")
-    parser.add_argument("--if-rejected", default="shots", choices=IF_REJECTED,
+    parser.add_argument("--if-rejected", default=own.IF_REJECTED[0], choices=own.IF_REJECTED,
                         help="what trains with your sentences when your text is not used: "
                              "nothing (shots) or the source rehearsal (source)")
     parser.add_argument("--gpu-id", type=int, default=-1)
