@@ -9,11 +9,9 @@ that matters while the shots teach the rest.
 
 Its labels are only as good as the starting adapter's grasp of the user's convention. Where the
 adapter finds few of the shots' own entities (a convention it does not know, such as GUM's
-unnamed mentions), its labels would teach its convention instead of the user's, and the shots
-teach more alone (GUM dev: 21.1 F1 with own text, 29.1 with source rehearsal, and the shots
-with nothing else did better still at K = 5: docs/experiments.md). So the command first decodes
-the training sentences zero-shot and labels nothing when the adapter finds less than MIN_RECALL
-of their entities.
+unnamed mentions), its labels would teach its convention instead of the user's. So the command
+first checks (spacy_cllmfs.convention: it decodes the training sentences zero-shot) and labels
+nothing when the adapter finds less than convention.MIN_RECALL of their entities.
 
 `python -m spacy_cllmfs.own_text TEXTS LABELS.json OUT.spacy [--n 32] [--seed 0]
 [--exclude TRAIN.spacy] [--min-recall 0.2] [--config CONFIG] [--gpu-id 0]` writes the DocBin
@@ -27,31 +25,17 @@ import argparse
 import random
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import spacy
 import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
-from . import configs
+from .convention import REFUSED, add_check_arguments, check
 from .corpus import read_docs
 from .prompts import label_dict
 from .rows import TYPES_KEY
-from .scoring import score_pipeline
-
-# the starting adapter's plain decisions: the likelier of opening and ending, every entity kept
-GREEDY = {"answer_threshold": 0.5, "threshold": 0.0}
-# The least share of the training sentences' entities the starting adapter must find zero-shot
-# (strict recall) for its labels of the user's text to be used. Chosen on dev
-# (docs/experiments.md): on WNUT-17's shots it finds 0.28 to 0.50 and own text added 4.8 F1;
-# on GUM's, 0.095, and own text cost 8.0.
-MIN_RECALL = 0.2
-REFUSED = 3  # the command's exit status when it labels nothing for that reason
-# What trains with the shots where the check rejects the adapter's labels: the shots alone (the
-# default, chosen on GUM dev: docs/experiments.md) or the source rehearsal. For the scripts that
-# train the recipe (the project's train_custom.py and compare.py).
-IF_REJECTED = ("shots", "source")
 
 
 def read_texts(path) -> List[str]:
@@ -107,46 +91,6 @@ def labelled(nlp: Language, texts: Sequence[str], labels: Dict[str, str],
     return docs
 
 
-def zero_shot_pipeline(labels: Dict[str, str], model: Optional[dict] = None) -> Language:
-    """The starting adapter as a pipeline that decodes `labels` greedily; `model`: a config's
-    [components.cllmfs_ner.model] block (default: the component's, the shipped adapter on
-    SmolLM2)."""
-    config = {"labels": labels, "decoding": dict(GREEDY)}
-    if model is not None:
-        config["model"] = model
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cllmfs_ner", config=config)
-    nlp.initialize()
-    return nlp
-
-
-def shots_recall(nlp: Language, shots: Sequence[Doc], labels: Dict[str, str]) -> Optional[float]:
-    """The share of the shots' entities of `labels` that `nlp` finds, strictly; None when
-    they hold none."""
-    if not any(e.label_ in labels for doc in shots for e in doc.ents):
-        return None
-    return float(score_pipeline(nlp, shots, list(labels))["recall"])
-
-
-def trusted(nlp: Language, shots: Sequence[Doc], labels: Dict[str, str],
-            min_recall: float) -> Tuple[bool, Optional[float]]:
-    """Whether `nlp`'s labels of the user's text are to be used, and the recall they rest on:
-    yes when it finds at least `min_recall` of the shots' entities (shots_recall); also when
-    `min_recall` is 0 (no check: recall None) or the shots hold no entity to check it on."""
-    if min_recall <= 0:
-        return True, None
-    recall = shots_recall(nlp, shots, labels)
-    return recall is None or recall >= min_recall, recall
-
-
-def model_block(config_path) -> Optional[dict]:
-    """The [components.cllmfs_ner.model] block of a training config (a file or a shipped
-    config's name), or None when it has none."""
-    config = spacy.util.load_config(configs.resolve(str(config_path)), interpolate=True)
-    block = config.get("components", {}).get("cllmfs_ner", {}).get("model")
-    return dict(block) if block else None
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("texts", help=".txt (one per line), .jsonl or .spacy")
@@ -157,22 +101,12 @@ def main(argv=None) -> None:
     parser.add_argument("--exclude", default=None,
                         help="the training DocBin: its sentences are not drawn again, and "
                              "the --min-recall check runs on its entities (without it: no check)")
-    parser.add_argument("--min-recall", type=float, default=MIN_RECALL,
-                        help="label nothing (exit status 3) when the starting adapter finds "
-                             "less than this share of the training sentences' entities "
-                             "(0: no check)")
-    parser.add_argument("--config", default=None,
-                        help="the training config, whose model block labels the texts")
-    parser.add_argument("--gpu-id", type=int, default=-1)
+    add_check_arguments(parser, "label nothing (exit status 3)", "labels the texts")
     args = parser.parse_args(argv)
     labels = label_dict(srsly.read_json(args.labels))
     shots = read_docs(args.exclude, spacy.blank("en").vocab) if args.exclude else []
     texts = draw(read_texts(args.texts), args.n, args.seed, [d.text for d in shots])
-    if args.gpu_id >= 0:
-        spacy.require_gpu(args.gpu_id)
-    model = model_block(args.config) if args.config else None
-    nlp = zero_shot_pipeline(labels, model)
-    use, recall = trusted(nlp, shots, labels, args.min_recall)
+    nlp, use, recall = check(shots, labels, args.min_recall, args.config, args.gpu_id)
     if not use:
         print(f"Not labelling {args.texts}: zero-shot, the starting adapter finds {recall:.0%} "
               f"of the entities of {args.exclude} (below --min-recall {args.min_recall:g}). "

@@ -9,6 +9,7 @@ import srsly
 from spacy.tokens import DocBin
 
 from spacy_cllmfs import own_text, recipe
+from spacy_cllmfs.convention import REFUSED
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.rows import TYPES_KEY, doc_types
 
@@ -76,36 +77,6 @@ def test_the_texts_carry_the_pipelines_entities_and_the_types(trained_nlp, tmp_p
     assert list(doc_types(read[0], util.LABELS)) == ["PERSON"]
 
 
-def test_the_shots_recall_is_the_share_of_their_entities_the_pipeline_finds(trained_nlp):
-    gold = [d.reference for d in util.examples(trained_nlp)]
-    predicted = {(i, e.start_char, e.end_char, e.label_)
-                 for i, d in enumerate(trained_nlp.pipe([d.text for d in gold])) for e in d.ents}
-    truth = {(i, e.start_char, e.end_char, e.label_) for i, d in enumerate(gold) for e in d.ents}
-    assert own_text.shots_recall(trained_nlp, gold, util.LABELS) == \
-        pytest.approx(len(predicted & truth) / len(truth))
-    person = [e for e in truth if e[3] == "PERSON"]
-    assert own_text.shots_recall(trained_nlp, gold, {"PERSON": ""}) == \
-        pytest.approx(len(predicted & set(person)) / len(person))
-    assert own_text.shots_recall(trained_nlp, gold, {"LOC": ""}) is None  # none to find
-
-
-def test_the_adapters_labels_are_trusted_when_it_finds_enough_of_the_shots(trained_nlp):
-    gold = [d.reference for d in util.examples(trained_nlp)]
-    # one more shot whose entity the pipeline does not find, so that recall is below 1
-    missed = trained_nlp.make_doc("Qzx vrot plimb.")
-    assert not trained_nlp(missed.text).ents
-    missed.ents = [missed.char_span(0, 3, label="PERSON")]
-    shots = gold + [missed]
-    recall = own_text.shots_recall(trained_nlp, shots, util.LABELS)
-    assert 0 < recall < 1
-    assert own_text.trusted(trained_nlp, shots, util.LABELS, recall / 2) == \
-        (True, pytest.approx(recall))
-    assert own_text.trusted(trained_nlp, shots, util.LABELS, (1 + recall) / 2) == \
-        (False, pytest.approx(recall))
-    assert own_text.trusted(trained_nlp, shots, util.LABELS, 0) == (True, None)  # no check
-    assert own_text.trusted(trained_nlp, gold, {"LOC": ""}, 0.9) == (True, None)  # nothing to check
-
-
 def own_text_command(tmp_path, *extra):
     from spacy_cllmfs import configs
 
@@ -127,7 +98,7 @@ def test_the_command_labels_nothing_when_the_adapter_misses_the_shots_entities(t
     """The untrained tiny model finds none of the training sentences' entities: its labels
     would teach its convention, so nothing is written and the exit status says why."""
     done = own_text_command(tmp_path)
-    assert done.returncode == own_text.REFUSED, done.stderr[-2000:]
+    assert done.returncode == REFUSED, done.stderr[-2000:]
     assert "finds 0% of the entities" in done.stderr and "--min-recall 0" in done.stderr
     assert not (tmp_path / "out" / "own.spacy").exists()
 

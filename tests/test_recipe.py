@@ -14,6 +14,7 @@ from spacy.tokens import DocBin
 from spacy.util import registry
 
 from spacy_cllmfs import configs, recipe
+from spacy_cllmfs.convention import REFUSED
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 from spacy_cllmfs.rows import TYPES_KEY
@@ -162,6 +163,17 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
     assert "your sentences alone" in trained_with["shots"][0]
     assert "--vars.own_text_rejected source" in trained_with["shots"][0]
     assert trained_with["shots"][1]["rehearsal"] == 0
+    # without the text, the same check decides about the source rehearsal: not used here
+    source = docbin(tmp_path / "source.spacy", util.TRAIN, {"ORG": "companies"})
+    done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "train",
+                           str(project), *common[:-2], "--vars.rehearsal", str(source)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    assert f"finds 0% of the entities of {train}" in done.stderr
+    assert "without the source rehearsal" in done.stdout
+    assert "--vars.own_text_rejected source" in done.stdout
+    assert spacy.util.load_config(project / "training" / "custom" / "model-last" / "config.cfg")[
+        "corpora"]["train"]["rehearsal"] == 0
     for command in ("train", "evaluate"):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,
                                str(project), *common, "--vars.own_text_min_recall", "0"],
@@ -237,25 +249,48 @@ def test_a_shipped_config_is_reported_by_its_name_on_every_machine(tmp_path):
     assert configs.name_of("configs/cllmfs_cpu.cfg") == "configs/cllmfs_cpu.cfg"
 
 
-def test_train_says_when_it_rehearses_the_source_sentences_unchecked(user_data, tmp_path,
-                                                                     monkeypatch, capsys):
-    """Without --own-text nothing checks the starting adapter against the user's convention:
-    where the source rehearsal exists, `train` trains with it and says how to check or drop it;
-    where the user sets the rehearsal, or there is none, it says nothing of it."""
+def test_train_rehearses_the_source_sentences_only_where_the_adapter_knows_the_convention(
+        user_data, tmp_path, monkeypatch, capsys):
+    """Without --own-text, where the source rehearsal exists and the user did not set its
+    count, `train` first checks the starting adapter on the training sentences
+    (spacy_cllmfs.convention): known, it rehearses the source sentences; not known, it trains on
+    the sentences alone, or with the source rehearsal under --if-rejected source; and says
+    which. No check where the user set the rehearsal, where there is none, or at
+    --own-text-min-recall 0."""
     train_custom = util.load_script("train_custom")
     train, labels = user_data
     rehearsal = docbin(tmp_path / "source.spacy", util.TRAIN, {"ORG": "companies"})
+    status = {}
     commands = []
-    monkeypatch.setattr(train_custom.subprocess, "run",
-                        lambda command, check: commands.append(command))
-    for source, overrides in ((rehearsal, []), (rehearsal, ["--corpora.train.rehearsal", "0"]),
-                              (tmp_path / "missing.spacy", [])):
+
+    def run(command, check=False):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, status["check"] if "spacy_cllmfs.convention"
+                                           in command else 0)
+
+    monkeypatch.setattr(train_custom.subprocess, "run", run)
+    zero = ["--corpora.train.rehearsal", "0"]
+    for known, source, overrides, min_recall, if_rejected, checked, alone, says in (
+            (True, rehearsal, [], None, "shots", True, False, "Training with the source rehearsal"),
+            (False, rehearsal, [], None, "shots", True, True, "your sentences alone"),
+            (False, rehearsal, [], 0.5, "source", True, False, "as --if-rejected source asks"),
+            (False, rehearsal, zero, None, "shots", False, True, ""),
+            (False, tmp_path / "missing.spacy", [], None, "shots", False, False, ""),
+            (False, rehearsal, [], 0.0, "shots", False, False, "Training with the source")):
+        status["check"] = 0 if known else REFUSED
         train_custom.main("fewshot", str(train), str(labels), tmp_path / "out", "", source, -1,
-                          overrides)
+                          overrides, min_recall=min_recall, if_rejected=if_rejected)
         said = capsys.readouterr().out
-        unchecked = source == rehearsal and not overrides
-        assert ("Training with the source rehearsal" in said) == unchecked
-        assert ("--own-text" in said and "--corpora.train.rehearsal 0" in said) == unchecked
         command = commands.pop()
+        assert command[2:4] == ["spacy", "train"]
         assert command[command.index("--paths.rehearsal") + 1] == str(source)
-        assert command[len(command) - len(overrides):] == overrides
+        count = command.index(zero[0]) + 1 if zero[0] in command else None
+        assert (count is not None and command[count] == "0") == alone
+        checks = [c for c in commands if "spacy_cllmfs.convention" in c]
+        assert len(checks) == checked
+        if checked:
+            assert checks[0][checks[0].index("--min-recall") + 1] == str(min_recall or 0.2)
+        assert (says in said) if says else "rehearsal" not in said
+        if alone and not overrides:
+            assert "--if-rejected source" in said and "--vars.own_text_rejected source" in said
+        commands.clear()

@@ -23,7 +23,7 @@ import spacy
 import srsly
 from spacy.training import Example
 
-from spacy_cllmfs import own_text
+from spacy_cllmfs import convention
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.scoring import fixed_subset, unannotated
 
@@ -83,7 +83,7 @@ def main(args) -> dict:
         labels = srsly.read_json(run / "labels.json")
         shots = read_docs(run / "shots.spacy", vocab)
         trained = spacy.load(run / args.system / "model-last")
-        untrained = own_text.zero_shot_pipeline(labels)
+        untrained = convention.zero_shot_pipeline(labels)
         systems = {name: list(nlp.pipe(unannotated(gold, nlp.vocab)))
                    for name, nlp in (("zero_shot", untrained), ("trained", trained))}
         entry = analyse(gold, systems, list(labels))

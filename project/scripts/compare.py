@@ -24,12 +24,12 @@ Rehearsal (--rehearsal N --rehearsal-corpus corpus/source/train.spacy): cllmfs, 
 and the variants train on the shots plus N sentences of the source stage's corpora, drawn with
 random.Random(seed), each asked about its own corpus's types (doc.user_data["cllmfs_types"]), so
 that the adapter keeps what the general stage taught it; the schedule counts them. The other
-systems see the shots alone. --own-text N instead: N sentences of the text a user would
-process (the scored split's sentences outside the scored subset, or --own-text-split's),
-labelled by the starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text), as the
-project's `train` uses them: only where the adapter finds --own-text-min-recall of the shots'
-entities (default own_text.MIN_RECALL; 0: always). Elsewhere (--if-rejected) the shots alone,
-or the --rehearsal sentences ("source"); each run says which ("rehearsal_used").
+systems see the shots alone. --own-text N instead: N sentences of the text a user would process
+(the scored split's sentences outside the scored subset, or --own-text-split's), labelled by the
+starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text), as the project's `train`
+uses them: only where the adapter finds --own-text-min-recall of the shots' entities (default
+spacy_cllmfs.convention.MIN_RECALL; 0: always). Elsewhere (--if-rejected) the shots alone, or
+the --rehearsal sentences ("source"); each run says which ("rehearsal_used").
 
 Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
@@ -64,7 +64,7 @@ from spacy.tokens import DocBin
 
 from compare_report import (SYSTEMS, cell, plot_training, seed_record, system_entry,
                             training_summary, write_summary)
-from spacy_cllmfs import configs, own_text, recipe, schedule
+from spacy_cllmfs import configs, convention, own_text, recipe, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 from spacy_cllmfs.fewshot import sample_episode
@@ -84,7 +84,7 @@ UNTRAINED = {
 }
 # The untrained systems decode greedily with no entity threshold, the setting dev chose for the
 # general adapter: the recipe's thresholds are for adapters trained on shots, which answer less.
-GREEDY = {key: str(value) for key, value in own_text.GREEDY.items()}
+GREEDY = {key: str(value) for key, value in convention.GREEDY.items()}
 
 
 def overrides_of(args, name: str) -> list:
@@ -200,8 +200,7 @@ def own_text_corpus(args, work: Path, scored, shots, labels, seed: int):
     except ValueError as err:
         raise SystemExit(f"--own-text: {split}.spacy: {err} Score a subset (--test-limit) "
                          "or draw from another split (--own-text-split).")
-    nlp = own_text.zero_shot_pipeline(labels, own_text.model_block(args.config))
-    use, recall = own_text.trusted(nlp, shots, labels, args.own_text_min_recall)
+    nlp, use, recall = convention.check(shots, labels, args.own_text_min_recall, args.config)
     if use:
         DocBin(docs=own_text.labelled(nlp, texts, labels), store_user_data=True).to_disk(path)
     srsly.write_json(check, {"shots_recall": recall})
@@ -422,11 +421,11 @@ def main() -> None:
     parser.add_argument("--own-text-split", default="scored",
                         choices=("scored", "train", "dev", "test"),
                         help="the split --own-text draws from (default: the scored one)")
-    parser.add_argument("--own-text-min-recall", type=float, default=own_text.MIN_RECALL,
+    parser.add_argument("--own-text-min-recall", type=float, default=convention.MIN_RECALL,
                         help="use the own text only where the starting adapter finds this share "
                              "of the shots' entities, else --rehearsal's (0: always)")
-    parser.add_argument("--if-rejected", default=own_text.IF_REJECTED[0],
-                        choices=own_text.IF_REJECTED,
+    parser.add_argument("--if-rejected", default=convention.IF_REJECTED[0],
+                        choices=convention.IF_REJECTED,
                         help="where --own-text is not used (the check): the shots alone, or "
                              "--rehearsal's source sentences")
     parser.add_argument("--gpu-id", type=int, default=-1,

@@ -5,17 +5,20 @@ runs `python -m spacy train CONFIG` with them; the recipe's config sets the leng
 number of sentences and mixes in the rehearsal sentences when REHEARSAL exists. Without
 --dev, the training sentences stand in for the dev set (one evaluation, at the end).
 
---own-text TEXTS (.txt, one text per line; .jsonl; or .spacy): the text you will process. 32
-of its texts that are not training sentences are labelled by the starting adapter zero-shot
-(spacy_cllmfs.own_text, written to OUTPUT_DIR/own_text.spacy) and take the place of the source
-rehearsal: the shots then teach the types' boundaries without moving how often the adapter
-answers on your text (docs/experiments.md, issue 35). Unless the starting adapter finds at
-least --own-text-min-recall of your training sentences' entities zero-shot (default
-spacy_cllmfs.own_text.MIN_RECALL): then its labels would teach its convention instead of
-yours. Then (--if-rejected) the recipe trains on your sentences alone ("shots", the default:
-the source sentences would teach the adapter's convention too; on GUM dev they cost 1.8 F1 at
-K = 5) or with the source rehearsal ("source"), and the command says which. Without
---own-text nothing is checked: the recipe trains with REHEARSAL where it exists, and says so.
+Rehearsal: the recipe mixes 32 sentences into yours, so that the shots teach the types'
+boundaries without undoing what the starting adapter knows. Which ones, and whether, depends on
+the adapter's grasp of your convention (spacy_cllmfs.convention): the share of your training
+sentences' entities it finds zero-shot. At least --own-text-min-recall (default
+spacy_cllmfs.convention.MIN_RECALL, 0.2; 0: no check): with --own-text TEXTS (.txt, one text per
+line; .jsonl; or .spacy: the text you will process), 32 of its texts that are not training
+sentences, labelled by the starting adapter (spacy_cllmfs.own_text, written to
+OUTPUT_DIR/own_text.spacy), so that the shots do not move how often the adapter answers on your
+text; without it, REHEARSAL (the source corpora's sentences) where it exists. Below it, both
+would teach the adapter's convention instead of yours (on GUM dev, the source sentences cost 1.8
+F1 at K = 5 against your sentences alone, and own text 8.0 more: docs/experiments.md): the
+recipe trains on your sentences alone (--if-rejected shots, the default) or with REHEARSAL
+(--if-rejected source). The command says which. An override of --corpora.train.rehearsal (0:
+none) is used as given, unchecked.
 
 Usage: python scripts/train_custom.py CONFIG TRAIN.spacy LABELS.json OUTPUT_DIR
        [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--own-text TEXTS]
@@ -31,7 +34,7 @@ from typing import Optional
 import spacy
 import srsly
 
-from spacy_cllmfs import configs, own_text as own
+from spacy_cllmfs import configs, convention
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 
@@ -68,48 +71,68 @@ def label_own_text(config, texts: str, train: str, labels: str, output: Path,
                            str(path), "--n", str(OWN_TEXT), "--exclude", train, "--config",
                            str(config), "--min-recall", str(min_recall), "--gpu-id",
                            str(gpu_id)])
-    if done.returncode == own.REFUSED:
+    if done.returncode == convention.REFUSED:
         return None
     done.check_returncode()
     return path
 
 
+def knows_convention(config, train: str, labels: str, gpu_id: int, min_recall: float) -> bool:
+    """Whether the config's starting adapter finds at least `min_recall` of the training
+    sentences' entities zero-shot (python -m spacy_cllmfs.convention, which says so)."""
+    done = subprocess.run([sys.executable, "-m", "spacy_cllmfs.convention", train, labels,
+                           "--config", str(config), "--min-recall", str(min_recall),
+                           "--gpu-id", str(gpu_id)])
+    if done.returncode == convention.REFUSED:
+        return False
+    done.check_returncode()
+    return True
+
+
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
          own_text: str = "", min_recall: Optional[float] = None,
-         if_rejected: str = own.IF_REJECTED[0]) -> None:
+         if_rejected: str = convention.IF_REJECTED[0]) -> None:
     check(train, labels, dev)
-    if if_rejected not in own.IF_REJECTED:
+    if if_rejected not in convention.IF_REJECTED:
         raise SystemExit(f"--if-rejected {if_rejected!r}: give one of "
-                         f"{', '.join(own.IF_REJECTED)}.")
+                         f"{', '.join(convention.IF_REJECTED)}.")
     if own_text and not Path(own_text).is_file():
         raise SystemExit(f"No file at {own_text} (--own-text: the text you will process).")
     config = configs.resolve(config)
     if min_recall is None:
-        min_recall = own.MIN_RECALL
-    labelled = label_own_text(config, own_text, train, labels, output, gpu_id, min_recall) \
-        if own_text else None
-    if labelled:
-        rehearsal = labelled
-        # all of them, also when the text held fewer than OWN_TEXT
-        count = len(read_docs(rehearsal, spacy.blank("en").vocab))
-        overrides = ["--corpora.train.rehearsal", str(count), *overrides]
-    elif own_text and if_rejected == "shots":
-        overrides = ["--corpora.train.rehearsal", "0", *overrides]
-        print("Training on your sentences alone, without your text or the source rehearsal, "
-              "which would teach the starting adapter's convention (for the source rehearsal: "
-              "--if-rejected source, in the project --vars.own_text_rejected source; to use "
-              "your text anyway: --own-text-min-recall 0, in the project "
-              "--vars.own_text_min_recall 0).")
-    elif own_text:
-        print(f"Training with the source rehearsal ({rehearsal}) instead of your text (to use "
-              "it anyway: --own-text-min-recall 0, in the project --vars.own_text_min_recall 0).")
+        min_recall = convention.MIN_RECALL
+    source = "--if-rejected source, in the project --vars.own_text_rejected source"
+    anyway = "--own-text-min-recall 0, in the project --vars.own_text_min_recall 0"
+    if own_text:
+        labelled = label_own_text(config, own_text, train, labels, output, gpu_id, min_recall)
+        rejected = labelled is None
+        if labelled:
+            rehearsal = labelled
+            # all of them, also when the text held fewer than OWN_TEXT
+            count = len(read_docs(rehearsal, spacy.blank("en").vocab))
+            overrides = ["--corpora.train.rehearsal", str(count), *overrides]
     elif Path(rehearsal).is_file() and not any(
             o.startswith("--corpora.train.rehearsal") for o in overrides):
-        print(f"Training with the source rehearsal ({rehearsal}). Nothing checks that it keeps "
-              "your convention: give --own-text (in the project --vars.own_text), some of the "
-              "text you will process, and the recipe checks and chooses; or train on your "
-              "sentences alone with --corpora.train.rehearsal 0 (in the project "
-              "--vars.rehearsal none).")
+        rejected = min_recall > 0 and not knows_convention(config, train, labels, gpu_id,
+                                                           min_recall)
+        if not rejected:
+            print(f"Training with the source rehearsal ({rehearsal}). To rehearse the text you "
+                  "will process instead, labelled by the starting adapter: --own-text TEXTS "
+                  "(in the project --vars.own_text).")
+    else:  # no rehearsal, or the user's own count of it
+        rejected = False
+    if rejected and if_rejected == "shots":
+        overrides = ["--corpora.train.rehearsal", "0", *overrides]
+        print("Training on your sentences alone, without "
+              f"{'your text or ' if own_text else ''}the source rehearsal, which would teach "
+              "the starting adapter's convention instead of yours ("
+              + (f"with the source rehearsal: {source}; with your text anyway: {anyway})."
+                 if own_text else f"to rehearse it anyway: {source})."))
+    elif rejected and own_text:
+        print(f"Training with the source rehearsal ({rehearsal}) instead of your text (to use "
+              f"it anyway: {anyway}).")
+    elif rejected:
+        print(f"Training with the source rehearsal ({rehearsal}), as --if-rejected source asks.")
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
                "--paths.train", train, "--paths.dev", dev or train, "--paths.labels", labels,
                "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
@@ -129,11 +152,11 @@ if __name__ == "__main__":
     parser.add_argument("--own-text", default="",
                         help="the text you will process (.txt, .jsonl or .spacy)")
     parser.add_argument("--own-text-min-recall", default="",
-                        help="use your text only when the starting adapter finds this share of "
-                             "your training sentences' entities (default: "
-                             f"{own.MIN_RECALL}; 0: always)")
-    parser.add_argument("--if-rejected", default=own.IF_REJECTED[0], choices=own.IF_REJECTED,
-                        help="what trains with your sentences when your text is not used: "
+                        help="rehearse (your text, or else the source sentences) only when the "
+                             "starting adapter finds this share of your training sentences' "
+                             f"entities (default: {convention.MIN_RECALL}; 0: always)")
+    parser.add_argument("--if-rejected", default=convention.IF_REJECTED[0], choices=convention.IF_REJECTED,
+                        help="what trains with your sentences when the adapter finds less: "
                              "nothing (shots) or the source rehearsal (source)")
     parser.add_argument("--gpu-id", type=int, default=-1)
     args, overrides = parser.parse_known_args()
