@@ -114,13 +114,14 @@ def main(argv=None) -> None:
     parser.add_argument("labels", help="the labels file the recipe trains on")
     add_check_arguments(parser, "exit with status 3", "is the starting adapter")
     args = parser.parse_args(argv)
+    if args.min_recall <= 0:  # no check: no model to load
+        print("Nothing checked (--min-recall 0).")
+        return
     labels = label_dict(srsly.read_json(args.labels))
     shots = read_docs(args.train, spacy.blank("en").vocab)
     _, use, recall = check(shots, labels, args.min_recall, args.config, args.gpu_id)
     if recall is None:
-        why = "--min-recall 0" if args.min_recall <= 0 else \
-            f"{args.train} holds no entity of the labels"
-        print(f"Nothing checked ({why}).")
+        print(f"Nothing checked ({args.train} holds no entity of the labels).")
         return
     found = (f"Zero-shot, the starting adapter finds {recall:.0%} of the entities of "
              f"{args.train} (--min-recall {args.min_recall:g})")

@@ -61,32 +61,33 @@ def check(train: str, labels: str, dev: str):
           f"labels: {', '.join(names)}")
 
 
+def passes(module: str, *args: str, config, min_recall: float, gpu_id: int) -> bool:
+    """Runs `python -m MODULE ARGS` with the check's options (spacy_cllmfs.convention): False
+    when it exits with convention.REFUSED, True when it succeeds; any other failure raises."""
+    done = subprocess.run([sys.executable, "-m", module, *args, "--config", str(config),
+                           "--min-recall", str(min_recall), "--gpu-id", str(gpu_id)])
+    if done.returncode == convention.REFUSED:
+        return False
+    done.check_returncode()
+    return True
+
+
 def label_own_text(config, texts: str, train: str, labels: str, output: Path,
                    gpu_id: int, min_recall: float) -> Optional[Path]:
     """OUTPUT/own_text.spacy: OWN_TEXT sentences of `texts` labelled by the config's starting
     adapter (python -m spacy_cllmfs.own_text); None when it does not find enough of the
     training sentences' entities for its labels to be used."""
     path = output / "own_text.spacy"
-    done = subprocess.run([sys.executable, "-m", "spacy_cllmfs.own_text", texts, labels,
-                           str(path), "--n", str(OWN_TEXT), "--exclude", train, "--config",
-                           str(config), "--min-recall", str(min_recall), "--gpu-id",
-                           str(gpu_id)])
-    if done.returncode == convention.REFUSED:
-        return None
-    done.check_returncode()
-    return path
+    return path if passes("spacy_cllmfs.own_text", texts, labels, str(path), "--n",
+                          str(OWN_TEXT), "--exclude", train, config=config,
+                          min_recall=min_recall, gpu_id=gpu_id) else None
 
 
 def knows_convention(config, train: str, labels: str, gpu_id: int, min_recall: float) -> bool:
     """Whether the config's starting adapter finds at least `min_recall` of the training
     sentences' entities zero-shot (python -m spacy_cllmfs.convention, which says so)."""
-    done = subprocess.run([sys.executable, "-m", "spacy_cllmfs.convention", train, labels,
-                           "--config", str(config), "--min-recall", str(min_recall),
-                           "--gpu-id", str(gpu_id)])
-    if done.returncode == convention.REFUSED:
-        return False
-    done.check_returncode()
-    return True
+    return passes("spacy_cllmfs.convention", train, labels, config=config,
+                  min_recall=min_recall, gpu_id=gpu_id)
 
 
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
@@ -155,7 +156,8 @@ if __name__ == "__main__":
                         help="rehearse (your text, or else the source sentences) only when the "
                              "starting adapter finds this share of your training sentences' "
                              f"entities (default: {convention.MIN_RECALL}; 0: always)")
-    parser.add_argument("--if-rejected", default=convention.IF_REJECTED[0], choices=convention.IF_REJECTED,
+    parser.add_argument("--if-rejected", default=convention.IF_REJECTED[0],
+                        choices=convention.IF_REJECTED,
                         help="what trains with your sentences when the adapter finds less: "
                              "nothing (shots) or the source rehearsal (source)")
     parser.add_argument("--gpu-id", type=int, default=-1)
