@@ -114,11 +114,11 @@ def main(argv=None) -> None:
     parser.add_argument("labels", help="the labels file the recipe trains on")
     add_check_arguments(parser, "exit with status 3", "is the starting adapter")
     args = parser.parse_args(argv)
+    labels = label_dict(srsly.read_json(args.labels))  # read first: a bad file is an error
+    shots = read_docs(args.train, spacy.blank("en").vocab)
     if args.min_recall <= 0:  # no check: no model to load
         print("Nothing checked (--min-recall 0).")
         return
-    labels = label_dict(srsly.read_json(args.labels))
-    shots = read_docs(args.train, spacy.blank("en").vocab)
     _, use, recall = check(shots, labels, args.min_recall, args.config, args.gpu_id)
     if recall is None:
         print(f"Nothing checked ({args.train} holds no entity of the labels).")

@@ -60,5 +60,8 @@ def test_the_command_says_whether_the_adapter_knows_the_shots_convention(tmp_pat
     assert "does not know" in said.err
     convention.main([str(train), str(tmp_path / "labels.json"), "--min-recall", "0", *args])
     assert "Nothing checked (--min-recall 0)" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="No DocBin"):  # checking nothing still reads its files
+        convention.main([str(tmp_path / "missing.spacy"), str(tmp_path / "labels.json"),
+                         "--min-recall", "0", *args])
     convention.main([str(train), str(tmp_path / "other.json"), *args])
     assert "holds no entity of the labels" in capsys.readouterr().out
