@@ -130,6 +130,32 @@ class CLLMFSNer(TrainablePipe):
         return tuple(self.cfg["labels"])
 
     @property
+    def answered_labels(self) -> Tuple[str, ...]:
+        """The labels predict() asks about: all but those left to another component
+        (leave_labels)."""
+        left = set(self.cfg.get("left", ()))
+        return tuple(label for label in self.cfg["labels"] if label not in left)
+
+    def leave_labels(self, labels: Iterable[str]) -> None:
+        """Stop answering `labels` (some of this component's): another component answers them,
+        as in the recipe's per-type fallback to the starting adapter (fallback.py). With a
+        per-type template (ner.v1, ner.v2) their questions are no longer asked and the other
+        types' answers do not change; with a joint one (ner.v3) their entities are dropped from
+        the one answer. Saved with the component; an empty list answers every label again."""
+        labels = list(dict.fromkeys(labels))
+        unknown = [label for label in labels if label not in self.cfg["labels"]]
+        if unknown:
+            raise ValueError(f"{self.name}: cannot leave {unknown}, which are not among its "
+                             f"labels {list(self.cfg['labels'])}.")
+        if labels and len(labels) == len(self.cfg["labels"]):
+            raise ValueError(f"{self.name}: leaving every label would leave it nothing to "
+                             f"answer; remove the component from the pipeline instead.")
+        if labels:
+            self.cfg["left"] = labels
+        else:
+            self.cfg.pop("left", None)
+
+    @property
     def prompter(self) -> Prompter:
         """The prompts and tokenizer for the current labels (loads the model on first use):
         `prompter.encode_text(text)` gives a text's model tokens, `prompter.pad_id` the pad."""
@@ -200,7 +226,10 @@ class CLLMFSNer(TrainablePipe):
         indexes = build_span_indexes([u.part for u in units], prompter, settings.max_span_tokens)
         stats = getattr(decoder, "stats", None)  # the cached decoder counts cut answers
         cut_before = stats.cut_off if stats is not None else 0
-        found = decoder.decode([u.encoded for u in units], indexes, self.labels)
+        answered = self.answered_labels
+        found = decoder.decode([u.encoded for u in units], indexes, answered)
+        if len(answered) < len(self.labels):  # a joint template answers every type at once
+            found = [[e for e in ents if e.label in answered] for ents in found]
         cut = stats.cut_off - cut_before if stats is not None else 0
         if cut:
             logger.warning(
@@ -336,7 +365,8 @@ class CLLMFSNer(TrainablePipe):
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "CLLMFSNer":
         path = Path(path)
-        saved = srsly.read_json(path / "cfg").get("labels", {})
+        cfg = srsly.read_json(path / "cfg")
+        saved = cfg.get("labels", {})
         if self.cfg["labels"] and list(self.cfg["labels"]) != list(saved):
             raise AdapterError(
                 f"The saved component at {path} was trained for the labels {list(saved)}, "
@@ -344,6 +374,7 @@ class CLLMFSNer(TrainablePipe):
                 f"train again with the new ones."
             )
         self._set_labels(saved)
+        self.leave_labels(cfg.get("left", []))
         folder = adapter.saved_folder(path / "adapter")
         if folder is not None:
             self.language_model.load_adapter(folder)
@@ -404,6 +435,7 @@ class CLLMFSNer(TrainablePipe):
 
     def _set_labels(self, labels: Dict[str, str]) -> None:
         self.cfg["labels"] = dict(labels)
+        self.cfg.pop("left", None)  # what was left to another component was of other labels
         self._prompter = None
 
     def _ready(self) -> Tuple[Prompter, Decoder]:

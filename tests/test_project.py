@@ -553,8 +553,10 @@ def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(c
     assert srsly.read_json(run)["shots_recall"] == 0.0
     run.unlink()
     args += ["--own-text-min-recall", "0"]
+    before = set((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json"))
     done = subprocess.run(args, cwd=copy, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+    [run] = set((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json")) - before
     vocab = spacy.blank("en").vocab
     [written] = work.glob("own_text3-test-*.spacy")
     own = read_docs(written, vocab)
@@ -570,6 +572,18 @@ def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(c
     assert len(runs) == 2  # the fixture's run without it is kept apart
     result = json.loads((copy / "metrics_own" / "compare.json").read_text())
     assert result["own_text"] == 3 and result["own_text_split"] == "test"
+    assert result["fallback"] == "on"
+    # the per-type fallback, decided on the split's other sentences (not scored, shots, own)
+    record = srsly.read_json(run)
+    pool = {d.text for d in test} - scored - {d.text for d in [*shots, *own]}
+    counts = record["fallback_answers"]
+    assert counts["texts"] == min(96, len(pool)) > 0
+    assert set(counts["start"]) == set(counts["trained"]) == set(labels)
+    assert record["fallback"] == compare.fallback.flag(counts["start"], counts["trained"])
+    off = subprocess.run([*args, "--fallback", "off"], cwd=copy, capture_output=True, text=True)
+    assert off.returncode == 0, off.stderr[-2000:]
+    [run_off] = set((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json")) - set(runs)
+    assert "fallback" not in srsly.read_json(run_off)  # keyed apart, as the earlier recipe
     both = subprocess.run([*args, "--rehearsal", "3"], cwd=copy, capture_output=True, text=True)
     assert both.returncode != 0 and "give one of them" in both.stderr
     everything = [*args[:args.index("--test-limit")], "--test-limit", "0",

@@ -174,12 +174,16 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
     assert "--vars.own_text_rejected source" in done.stdout
     assert spacy.util.load_config(project / "training" / "custom" / "model-last" / "config.cfg")[
         "corpora"]["train"]["rehearsal"] == 0
+    said = {}
     for command in ("train", "evaluate"):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,
                                str(project), *common, "--vars.own_text_min_recall", "0"],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
-    assert "shipped adapter zero-shot" in done.stdout
+        said[command] = done.stdout
+    # the per-type fallback draws from the text less what training saw: nothing is left here
+    assert "No per-type fallback check" in said["train"]
+    assert "shipped adapter zero-shot" in said["evaluate"]
     nlp = spacy.load(project / "training" / "custom" / "model-last")
     assert set(nlp.get_pipe("cllmfs_ner").labels) == {"PERSON", "ORG"}
     own = read_docs(project / "training" / "custom" / "own_text.spacy", nlp.vocab)
@@ -294,3 +298,42 @@ def test_train_rehearses_the_source_sentences_only_where_the_adapter_knows_the_c
         if alone and not overrides:
             assert "--if-rejected source" in said and "--vars.own_text_rejected source" in said
         commands.clear()
+
+
+def test_train_checks_the_per_type_fallback_after_training_on_the_users_text(
+        user_data, tmp_path, monkeypatch):
+    """With the user's text used as rehearsal, `train` runs spacy_cllmfs.fallback on
+    model-last after training, with the text and what training saw (the training sentences,
+    the labelled texts) to leave out; not with --fallback off, nor where the text was not
+    used (the check rejected the adapter)."""
+    train_custom = util.load_script("train_custom")
+    train, labels = user_data
+    (tmp_path / "mine.txt").write_text("Omar Haddad spoke for Fabrikam.\n")
+    out = tmp_path / "out"
+    status = {}
+    commands = []
+
+    def run(command, check=False):
+        commands.append(command)
+        if "spacy_cllmfs.own_text" in command and status["own_text"] == 0:
+            out.mkdir(exist_ok=True)
+            docbin(out / "own_text.spacy", util.UNSEEN)
+        return subprocess.CompletedProcess(command, status["own_text"] if
+                                           "spacy_cllmfs.own_text" in command else 0)
+
+    monkeypatch.setattr(train_custom.subprocess, "run", run)
+    for used, fallback, checked in ((True, True, True), (True, False, False),
+                                    (False, True, False)):
+        status["own_text"] = 0 if used else REFUSED
+        commands.clear()
+        train_custom.main("fewshot", str(train), str(labels), out, "", tmp_path / "none", -1,
+                          [], own_text=str(tmp_path / "mine.txt"), fallback=fallback)
+        names = [c[2] for c in commands]
+        assert names[:2] == ["spacy_cllmfs.own_text", "spacy"]
+        if checked:
+            assert names[2:] == ["spacy_cllmfs.fallback"]
+            assert commands[2][3:] == [str(out / "model-last"), str(tmp_path / "mine.txt"),
+                                       "--exclude", str(train), str(out / "own_text.spacy"),
+                                       "--gpu-id", "-1"]
+        else:
+            assert names[2:] == []

@@ -29,7 +29,11 @@ systems see the shots alone. --own-text N instead: N sentences of the text a use
 starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text), as the project's `train`
 uses them: only where the adapter finds --own-text-min-recall of the shots' entities (default
 spacy_cllmfs.convention.MIN_RECALL; 0: always). Elsewhere (--if-rejected) the shots alone, or
-the --rehearsal sentences ("source"); each run says which ("rehearsal_used").
+the --rehearsal sentences ("source"); each run says which ("rehearsal_used"). Where the own
+text was used, the trained pipeline then gets the recipe's per-type fallback to the starting
+adapter (spacy_cllmfs.fallback, as the project's `train` does): 96 more sentences of the same
+pool, neither scored, shots nor trained on, decide it; each run says which types went back
+("fallback") and the answers it counted. --fallback off: the earlier recipe's runs.
 
 Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
@@ -64,7 +68,7 @@ from spacy.tokens import DocBin
 
 from compare_report import (SYSTEMS, cell, plot_training, seed_record, system_entry,
                             training_summary, write_summary)
-from spacy_cllmfs import configs, convention, own_text, recipe, schedule
+from spacy_cllmfs import configs, convention, fallback, own_text, recipe, schedule
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 from spacy_cllmfs.fewshot import sample_episode
@@ -150,6 +154,8 @@ def run_key(args, name: str, k: int, seed) -> str:
         parts["rehearsal"] = [args.rehearsal, _digest(args.rehearsal_corpus)]
         if args.own_text and args.if_rejected != "source":  # earlier runs keep their keys
             parts["if_rejected"] = args.if_rejected
+    if scheduled and args.own_text and args.fallback == "on":  # earlier runs keep theirs
+        parts["fallback"] = [fallback.RATIO, fallback.MIN_ANSWERS, fallback.N_TEXTS]
     if name in UNTRAINED:
         parts.pop("k")
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf8")).hexdigest()[:12]
@@ -205,6 +211,15 @@ def own_text_corpus(args, work: Path, scored, shots, labels, seed: int):
         DocBin(docs=own_text.labelled(nlp, texts, labels), store_user_data=True).to_disk(path)
     srsly.write_json(check, {"shots_recall": recall})
     return (path if path.exists() else None), recall
+
+
+def fallback_texts(args, scored, shots, own_corpus: Path, seed: int):
+    """The sentences that decide the per-type fallback: fallback.N_TEXTS of the own text's
+    split, drawn with random.Random(seed) among those neither scored, shots nor trained on."""
+    vocab = spacy.blank("en").vocab
+    pool = read_docs(args.corpus / f"{args.own_text_split}.spacy", vocab)
+    seen = [d.text for d in [*scored, *shots, *read_docs(own_corpus, vocab)]]
+    return own_text.draw([d.text for d in pool], fallback.N_TEXTS, seed, exclude=seen)
 
 
 def spacy_cli(*args, threads: int) -> None:
@@ -284,7 +299,8 @@ def run_unit(args, k: int, seed: int, threads: int):
         print(f"k={k} seed={seed} {name}: F1 {100 * result['f1']:.1f} "
               f"({result['seconds']:.0f} s)", flush=True)
 
-    def trained(name, config_path, overrides, train_path=shots_path, extra=None):
+    def trained(name, config_path, overrides, train_path=shots_path, extra=None,
+                fallback_on=None):
         started = time.time()
         out = work / name
         # the per-update log (loss, answer rates), where the config has the JSONL logger
@@ -294,13 +310,23 @@ def run_unit(args, k: int, seed: int, threads: int):
                   *common(train_path), "--paths.labels", labels_path, "--gpu-id", args.gpu_id,
                   *log, *overrides, threads=threads)
         stage = "model-best" if args.dev else "model-last"
-        result = score_pipeline(spacy.load(out / stage), test, types)
-        save(name, {**result, **training_summary(out / "log.jsonl"), **(extra or {})}, started)
+        nlp = spacy.load(out / stage)
+        extra = dict(extra or {})
+        if fallback_on is not None:  # the recipe's per-type fallback (spacy_cllmfs.fallback)
+            back, start, now = fallback.apply(nlp, fallback_on)
+            if back:
+                nlp.to_disk(out / stage)
+            extra.update(fallback=back, fallback_answers={"start": start, "trained": now,
+                                                          "texts": len(fallback_on)})
+        result = score_pipeline(nlp, test, types)
+        save(name, {**result, **training_summary(out / "log.jsonl"), **extra}, started)
 
+    checked_on = fallback_texts(args, test, shots, own_corpus, seed) \
+        if own_corpus and args.fallback == "on" else None
     for name, overrides in variants.items():
         if not done(name):
             trained(name, args.config, [*planned, *overrides], scheduled_train,
-                    {"rehearsal_used": used, "shots_recall": shots_recall})
+                    {"rehearsal_used": used, "shots_recall": shots_recall}, checked_on)
     if "cllmfs_blank" in args.systems and not done("cllmfs_blank"):
         if args.blank_config is None:
             raise SystemExit("cllmfs_blank needs --blank-config (the recipe from a blank adapter).")
@@ -428,6 +454,9 @@ def main() -> None:
                         choices=convention.IF_REJECTED,
                         help="where --own-text is not used (the check): the shots alone, or "
                              "--rehearsal's source sentences")
+    parser.add_argument("--fallback", default="on", choices=("on", "off"),
+                        help="where the own text was used: the recipe's per-type fallback to "
+                             "the starting adapter (off: the earlier recipe's runs)")
     parser.add_argument("--gpu-id", type=int, default=-1,
                         help="train and score the LLM systems on this GPU (-1: CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
@@ -467,6 +496,7 @@ def main() -> None:
         "own_text": args.own_text, "own_text_split": args.own_text_split,
         "own_text_min_recall": args.own_text_min_recall if args.own_text else None,
         "if_rejected": args.if_rejected if args.own_text else None,
+        "fallback": args.fallback if args.own_text else None,
         "gpu_id": args.gpu_id,
         "checkpoint": "model-best" if args.dev else "model-last",
         "variants": {name: " ".join(map(str, o)) for name, o in args.variants.items()},

@@ -34,7 +34,7 @@ from compare_report import SYSTEMS, cell, system_entry, write_summary
 MERGED = ("systems", "shots", "seeds", "variants", "merged_from")
 # what only the systems trained with the recipe (compare.py's scheduled systems) depend on
 RECIPE = ("epochs", "warmup", "rehearsal", "rehearsal_corpus", "own_text", "own_text_split",
-          "own_text_min_recall", "if_rejected")
+          "own_text_min_recall", "if_rejected", "fallback")
 SCHEDULED = ("cllmfs", "no_contrastive", "no_noise")
 
 

@@ -20,9 +20,16 @@ recipe trains on your sentences alone (--if-rejected shots, the default) or with
 (--if-rejected source). The command says which. An override of --corpora.train.rehearsal (0:
 none) is used as given, unchecked.
 
+Per-type fallback (spacy_cllmfs.fallback; with your text, where it was used): after training,
+96 more of its texts, none trained on, are decoded by the trained model and by the starting
+adapter; a type the trained model answers in fewer than half as many of them as the adapter
+(which answered it in at least 5) goes back to the adapter, a second component of model-last.
+--fallback off: never.
+
 Usage: python scripts/train_custom.py CONFIG TRAIN.spacy LABELS.json OUTPUT_DIR
        [--dev DEV.spacy] [--rehearsal corpus/source/train.spacy] [--own-text TEXTS]
-       [--own-text-min-recall 0.2] [--if-rejected shots|source] [--gpu-id -1] [overrides]
+       [--own-text-min-recall 0.2] [--if-rejected shots|source] [--fallback on|off]
+       [--gpu-id -1] [overrides]
 Writes OUTPUT_DIR/model-last (and model-best), a pipeline `spacy.load` opens.
 """
 import argparse
@@ -90,9 +97,19 @@ def knows_convention(config, train: str, labels: str, gpu_id: int, min_recall: f
                   min_recall=min_recall, gpu_id=gpu_id)
 
 
+def per_type_fallback(output: Path, texts: str, train: str, labelled: Path,
+                      gpu_id: int) -> None:
+    """Hand the types the trained model stopped answering on `texts` back to the starting
+    adapter (python -m spacy_cllmfs.fallback, which rewrites model-last where one goes back
+    and says which); the sentences training saw are not drawn."""
+    subprocess.run([sys.executable, "-m", "spacy_cllmfs.fallback", str(output / "model-last"),
+                    texts, "--exclude", train, str(labelled), "--gpu-id", str(gpu_id)],
+                   check=True)
+
+
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
          own_text: str = "", min_recall: Optional[float] = None,
-         if_rejected: str = convention.IF_REJECTED[0]) -> None:
+         if_rejected: str = convention.IF_REJECTED[0], fallback: bool = True) -> None:
     check(train, labels, dev)
     if if_rejected not in convention.IF_REJECTED:
         raise SystemExit(f"--if-rejected {if_rejected!r}: give one of "
@@ -104,6 +121,7 @@ def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
         min_recall = convention.MIN_RECALL
     source = "--if-rejected source, in the project --vars.own_text_rejected source"
     anyway = "--own-text-min-recall 0, in the project --vars.own_text_min_recall 0"
+    labelled = None
     if own_text:
         labelled = label_own_text(config, own_text, train, labels, output, gpu_id, min_recall)
         rejected = labelled is None
@@ -139,6 +157,8 @@ def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
                "--paths.rehearsal", str(rehearsal), "--paths.log", str(output / "log.jsonl"),
                "--gpu-id", str(gpu_id), *overrides]
     subprocess.run(command, check=True)
+    if labelled and fallback:
+        per_type_fallback(output, own_text, train, labelled, gpu_id)
     print(f"Trained: spacy.load({str(output / 'model-last')!r})")
 
 
@@ -160,9 +180,12 @@ if __name__ == "__main__":
                         choices=convention.IF_REJECTED,
                         help="what trains with your sentences when the adapter finds less: "
                              "nothing (shots) or the source rehearsal (source)")
+    parser.add_argument("--fallback", default="on", choices=("on", "off"),
+                        help="hand the types training stopped answering on your text back to "
+                             "the starting adapter (with --own-text, where it was used)")
     parser.add_argument("--gpu-id", type=int, default=-1)
     args, overrides = parser.parse_known_args()
     min_recall = float(args.own_text_min_recall) if args.own_text_min_recall else None
     main(args.config, args.train, args.labels, args.output, args.dev, args.rehearsal,
          args.gpu_id, [o for o in overrides if o != "--"], args.own_text, min_recall,
-         args.if_rejected)
+         args.if_rejected, args.fallback == "on")
