@@ -61,12 +61,14 @@ def flag(start: Dict[str, int], trained: Dict[str, int], ratio: float = RATIO,
 def start_config(nlp: Language, labels: Sequence[str], name: str = COMPONENT) -> dict:
     """The config of a cllmfs_ner component that is the trained component `name`'s starting
     adapter (its model block: the same base model and start) on `labels`, decoding greedily
-    (convention.GREEDY) in its windows."""
+    in its windows: convention.GREEDY for the settings its decoding block sets (those it does
+    not set have greedy defaults; Decoding.v1 has no others)."""
     block = nlp.config["components"][name]
     descriptions = nlp.get_pipe(name).label_descriptions
+    decoding = dict(block["decoding"])
+    decoding.update({key: value for key, value in GREEDY.items() if key in decoding})
     return {"labels": {label: descriptions[label] for label in labels},
-            "model": block["model"], "template": block["template"],
-            "decoding": {**block["decoding"], **GREEDY}}
+            "model": block["model"], "template": block["template"], "decoding": decoding}
 
 
 def attach(nlp: Language, labels: Sequence[str], name: str = COMPONENT) -> Language:

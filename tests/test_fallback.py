@@ -168,3 +168,23 @@ def test_the_command_rewrites_the_model_only_when_a_type_goes_back(trained_nlp, 
     fallback.main([str(tmp_path / "model"), str(tmp_path / "texts.txt"),
                    "--exclude", str(tmp_path / "train.spacy")])
     assert "No per-type fallback check" in capsys.readouterr().out
+
+
+def test_the_starting_adapter_decodes_greedily_whatever_the_decoding_block_sets(trained_nlp):
+    """The recipe's thresholds are set back to greedy; a block without them (Decoding.v1, or
+    v2 with its defaults) keeps its own keys, so that its function accepts them."""
+    block = dict(trained_nlp.config["components"]["cllmfs_ner"]["decoding"])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cllmfs_ner", config={
+        "labels": {"PERSON": "names of people"}, "model": {"base_model": TINY},
+        "decoding": {**block, "threshold": 0.3, "answer_threshold": 0.2}})
+    config = fallback.start_config(nlp, ["PERSON"])
+    assert config["decoding"]["threshold"] == fallback.GREEDY["threshold"]
+    assert config["decoding"]["answer_threshold"] == fallback.GREEDY["answer_threshold"]
+    assert config["labels"] == {"PERSON": "names of people"}
+    v1 = spacy.blank("en")
+    v1.add_pipe("cllmfs_ner", config={"labels": ["PERSON"], "model": {"base_model": TINY},
+                                      "decoding": {"@misc": "spacy_cllmfs.Decoding.v1"}})
+    config = fallback.start_config(v1, ["PERSON"])
+    assert "answer_threshold" not in config["decoding"]
+    v1.add_pipe("cllmfs_ner", name="start", config=config)  # its function accepts them
