@@ -75,7 +75,8 @@ def attach(nlp: Language, labels: Sequence[str], name: str = COMPONENT) -> Langu
     """Hand `labels` of the trained component `name` back to its starting adapter: it stops
     answering them, and a second component (START_NAME, the same model block, so the same
     base model and starting adapter, decoding greedily) answers them after it. Every label
-    handed back: the trained component is removed. Returns `nlp`, changed in place."""
+    handed back: the starting adapter takes the trained component's place and name. Returns
+    `nlp`, changed in place."""
     trained = nlp.get_pipe(name)
     if START_NAME in nlp.pipe_names:
         raise ValueError(f"The pipeline already has a {START_NAME!r} component.")
@@ -84,12 +85,13 @@ def attach(nlp: Language, labels: Sequence[str], name: str = COMPONENT) -> Langu
     missing = [label for label in labels if label not in descriptions]
     if missing:
         raise ValueError(f"{name} has no labels {missing}; its labels: {list(descriptions)}.")
-    nlp.add_pipe(COMPONENT, name=START_NAME, after=name,
-                 config=start_config(nlp, labels, name))
-    nlp.get_pipe(START_NAME).initialize()
+    config = start_config(nlp, labels, name)
     if len(labels) == len(descriptions):
-        nlp.remove_pipe(name)
+        nlp.replace_pipe(name, COMPONENT, config=config)
+        nlp.get_pipe(name).initialize()
     else:
+        nlp.add_pipe(COMPONENT, name=START_NAME, after=name, config=config)
+        nlp.get_pipe(START_NAME).initialize()
         trained.leave_labels(labels)
     return nlp
 

@@ -136,14 +136,19 @@ def test_apply_hands_a_lost_type_back_to_the_starting_adapter(start, tmp_path):
 
 
 def test_every_type_handed_back_leaves_the_starting_adapter_alone(start):
+    """It takes the trained component's place and name, so that what reads the pipeline's
+    cllmfs_ner (the project's evaluate) finds it."""
     nlp = forgetting(start)
     fallback.attach(nlp, ["PERSON", "ORG"])
-    assert nlp.pipe_names == [fallback.START_NAME]
+    assert nlp.pipe_names == ["cllmfs_ner"]
+    assert nlp.config["components"]["cllmfs_ner"]["decoding"]["answer_threshold"] == 0.5
     labels = {"PERSON": "names of people", "ORG": "companies, agencies, institutions"}
     assert [spans(d) for d in nlp.pipe(TEXTS)] == \
         [spans(d) for d in alone(start, labels).pipe(TEXTS)]
+    nlp.add_pipe("cllmfs_ner", name=fallback.START_NAME,
+                 config=fallback.start_config(nlp, ["PERSON"]))
     with pytest.raises(ValueError, match="already has"):
-        fallback.attach(nlp, ["PERSON"], name=fallback.START_NAME)
+        fallback.attach(nlp, ["PERSON"])
 
 
 def test_attach_names_a_label_the_component_lacks(trained_nlp):
