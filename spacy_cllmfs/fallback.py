@@ -19,7 +19,7 @@ Only for the own-text recipe: where the convention check rejects the adapter (GU
 entities follow another convention and are no fallback.
 
 `python -m spacy_cllmfs.fallback MODEL TEXTS [--n 96] [--seed 0] [--exclude A.spacy ...]
-[--gpu-id 0]` decodes the texts (.txt, .jsonl or .spacy) and, where a type needs it, rewrites
+[--ratio 0.5] [--min-answers 5] [--gpu-id 0]` decodes the texts (.txt, .jsonl or .spacy) and, where a type needs it, rewrites
 MODEL (a trained pipeline's folder) with the fallback; it says which types went back.
 """
 import argparse
@@ -96,8 +96,8 @@ def attach(nlp: Language, labels: Sequence[str], name: str = COMPONENT) -> Langu
     return nlp
 
 
-def apply(nlp: Language, texts: Sequence[str],
-          name: str = COMPONENT) -> Tuple[List[str], Dict[str, int], Dict[str, int]]:
+def apply(nlp: Language, texts: Sequence[str], name: str = COMPONENT, ratio: float = RATIO,
+          min_answers: int = MIN_ANSWERS) -> Tuple[List[str], Dict[str, int], Dict[str, int]]:
     """Decode `texts` with the trained pipeline and its starting adapter zero-shot, and
     attach() the fallback for the labels flag() finds. Returns those labels and both counts
     (starting adapter, trained)."""
@@ -106,7 +106,7 @@ def apply(nlp: Language, texts: Sequence[str],
     adapter.add_pipe(COMPONENT, config=start_config(nlp, labels, name))
     adapter.initialize()
     start, now = answers(adapter, texts, labels), answers(nlp, texts, labels)
-    back = flag(start, now)
+    back = flag(start, now, ratio, min_answers)
     if back:
         attach(nlp, back, name)
     return back, start, now
@@ -121,6 +121,11 @@ def main(argv=None) -> None:
     parser.add_argument("--exclude", nargs="*", default=[],
                         help="DocBins whose sentences training saw (the training sentences, "
                              "the own-text rehearsal): not drawn")
+    parser.add_argument("--ratio", type=float, default=RATIO,
+                        help="a type goes back where the trained model answers it in fewer "
+                             "than this share of the texts the adapter answers it in")
+    parser.add_argument("--min-answers", type=int, default=MIN_ANSWERS,
+                        help="... and the adapter answered it in at least this many")
     parser.add_argument("--gpu-id", type=int, default=-1)
     args = parser.parse_args(argv)
     vocab = spacy.blank("en").vocab
@@ -133,7 +138,7 @@ def main(argv=None) -> None:
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
     nlp = spacy.load(args.model)
-    back, start, now = apply(nlp, texts)
+    back, start, now = apply(nlp, texts, ratio=args.ratio, min_answers=args.min_answers)
     counts = ", ".join(f"{label} {start[label]} -> {now[label]}" for label in start)
     print(f"Texts with an answer in {len(texts)} of your texts that training did not see "
           f"(starting adapter -> trained): {counts}.")
@@ -141,7 +146,7 @@ def main(argv=None) -> None:
         print("Every type kept: the trained model answers them all.")
         return
     nlp.to_disk(args.model)
-    print(f"Handed back to the starting adapter (fewer than {RATIO:g} of its answers): "
+    print(f"Handed back to the starting adapter (fewer than {args.ratio:g} of its answers): "
           f"{', '.join(back)}. {args.model} now answers them with it ({START_NAME}).")
 
 

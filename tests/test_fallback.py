@@ -193,3 +193,18 @@ def test_the_starting_adapter_decodes_greedily_whatever_the_decoding_block_sets(
     config = fallback.start_config(v1, ["PERSON"])
     assert "answer_threshold" not in config["decoding"]
     v1.add_pipe("cllmfs_ner", name="start", config=config)  # its function accepts them
+
+
+def test_the_command_writes_the_fallback_into_the_model_folder(start, tmp_path, capsys):
+    """A type handed back (here with --min-answers 1, on the three training texts): the folder
+    is rewritten, and loads with both components, predicting as the pipeline did."""
+    forgetting(start).to_disk(tmp_path / "model")
+    (tmp_path / "texts.txt").write_text("\n".join(TEXTS), encoding="utf8")
+    fallback.main([str(tmp_path / "model"), str(tmp_path / "texts.txt"), "--min-answers", "1"])
+    out = capsys.readouterr().out
+    assert "PERSON 2 -> 0" in out and "Handed back to the starting adapter" in out
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.pipe_names == ["cllmfs_ner", fallback.START_NAME]
+    expected = forgetting(start)
+    fallback.attach(expected, ["PERSON"])
+    assert [spans(d) for d in loaded.pipe(TEXTS)] == [spans(d) for d in expected.pipe(TEXTS)]
