@@ -213,12 +213,12 @@ def own_text_corpus(args, work: Path, scored, shots, labels, seed: int):
     return (path if path.exists() else None), recall
 
 
-def fallback_texts(args, scored, shots, own_corpus: Path, seed: int):
+def fallback_texts(args, scored, shots, own, seed: int):
     """The sentences that decide the per-type fallback: fallback.N_TEXTS of the own text's
-    split, drawn with random.Random(seed) among those neither scored, shots nor trained on."""
-    vocab = spacy.blank("en").vocab
-    pool = read_docs(args.corpus / f"{args.own_text_split}.spacy", vocab)
-    seen = [d.text for d in [*scored, *shots, *read_docs(own_corpus, vocab)]]
+    split, drawn with random.Random(seed) among those neither scored, shots nor trained on
+    (`own`: the own-text docs)."""
+    pool = read_docs(args.corpus / f"{args.own_text_split}.spacy", spacy.blank("en").vocab)
+    seen = [d.text for d in [*scored, *shots, *own]]
     return own_text.draw([d.text for d in pool], fallback.N_TEXTS, seed, exclude=seen)
 
 
@@ -321,7 +321,7 @@ def run_unit(args, k: int, seed: int, threads: int):
         result = score_pipeline(nlp, test, types)
         save(name, {**result, **training_summary(out / "log.jsonl"), **extra}, started)
 
-    checked_on = fallback_texts(args, test, shots, own_corpus, seed) \
+    checked_on = fallback_texts(args, test, shots, rehearsal, seed) \
         if own_corpus and args.fallback == "on" else None
     for name, overrides in variants.items():
         if not done(name):
