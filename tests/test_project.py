@@ -540,7 +540,7 @@ def test_compare_rehearses_the_users_own_text_labelled_by_the_starting_adapter(c
     run says what it trained with."""
     compare = load_script("compare")
     copy = compare_copy(compared, tmp_path)
-    args = smoke_compare("metrics_own", "--own-text", "3")
+    args = smoke_compare("metrics_own", "--own-text", "3", "--fallback", "on")
     before = set((copy / "compare" / "runs").glob("cllmfs_k2_seed1-*.json"))
     checked = subprocess.run(args, cwd=copy, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr[-2000:]

@@ -177,7 +177,8 @@ def test_the_projects_train_command_on_a_users_data(user_data, tmp_path):
     said = {}
     for command in ("train", "evaluate"):
         done = subprocess.run([sys.executable, "-m", "spacy", "project", "run", command,
-                               str(project), *common, "--vars.own_text_min_recall", "0"],
+                               str(project), *common, "--vars.own_text_min_recall", "0",
+                               "--vars.fallback", "on"],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
         said[command] = done.stdout

@@ -30,10 +30,10 @@ starting adapter zero-shot on the seed's types (spacy_cllmfs.own_text), as the p
 uses them: only where the adapter finds --own-text-min-recall of the shots' entities (default
 spacy_cllmfs.convention.MIN_RECALL; 0: always). Elsewhere (--if-rejected) the shots alone, or
 the --rehearsal sentences ("source"); each run says which ("rehearsal_used"). Where the own
-text was used, the trained pipeline then gets the recipe's per-type fallback to the starting
+text was used, --fallback on gives the trained pipeline the per-type fallback to the starting
 adapter (spacy_cllmfs.fallback, as the project's `train` does): 96 more sentences of the same
 pool, neither scored, shots nor trained on, decide it; each run says which types went back
-("fallback") and the answers it counted. --fallback off: the earlier recipe's runs.
+("fallback") and the answers it counted. Off by default (--fallback on: with it).
 
 Without --dev, the LLM systems are trained for their steps and scored as they end
 (model-last): a few-shot user has no dev set to pick a checkpoint with. spaCy's ner keeps its
@@ -454,9 +454,9 @@ def main() -> None:
                         choices=convention.IF_REJECTED,
                         help="where --own-text is not used (the check): the shots alone, or "
                              "--rehearsal's source sentences")
-    parser.add_argument("--fallback", default="on", choices=("on", "off"),
-                        help="where the own text was used: the recipe's per-type fallback to "
-                             "the starting adapter (off: the earlier recipe's runs)")
+    parser.add_argument("--fallback", default="off", choices=("on", "off"),
+                        help="where the own text was used: the per-type fallback to the "
+                             "starting adapter (on), or none (off, the recipe)")
     parser.add_argument("--gpu-id", type=int, default=-1,
                         help="train and score the LLM systems on this GPU (-1: CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="K-shot sets run side by side")
