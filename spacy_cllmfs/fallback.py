@@ -1,5 +1,8 @@
-"""The recipe's per-type fallback to the starting adapter: a type that training taught the model
-to stop answering on the user's text is answered by the starting adapter again.
+"""An optional per-type fallback to the starting adapter: a type that training taught the model
+to stop answering on the user's text is answered by the starting adapter again. Off by default
+(the project's `--vars.fallback on`): over 22 WNUT-17 dev runs it added +0.15 F1 at K = 5 and
+-0.18 at K = 10 on the mean, since a fall in answers can also be the trained model answering a
+type more precisely than the adapter (docs/experiments.md).
 
 Why (docs/experiments.md, issue 35): on some few-shot sets training costs a type the adapter
 knew. On WNUT-17 dev (seed 4: corporation, creative-work, group) the trained model stopped
@@ -10,7 +13,7 @@ After training, N texts of the user's own text that training did not see are dec
 trained pipeline and by the starting adapter zero-shot (greedily, as convention.py's check). A type
 goes back to the adapter where the adapter answered it in at least MIN_ANSWERS of them and the
 trained model in fewer than RATIO times as many (with fewer adapter answers the rates are too
-noisy to compare: that guard was drawn on WNUT-17 dev seeds 1 to 5 and held on seeds 6 to 11).
+noisy to compare: that guard was drawn on WNUT-17 dev seeds 1 to 5).
 The pipeline then gets a second component, START_NAME: the starting adapter, decoding those
 types greedily, after the trained component, which stops answering them
 (CLLMFSNer.leave_labels). Entities of the two never overlap: the second keeps the first's.
