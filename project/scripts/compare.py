@@ -31,7 +31,7 @@ uses them: only where the adapter finds --own-text-min-recall of the shots' enti
 spacy_cllmfs.convention.MIN_RECALL; 0: always). Elsewhere (--if-rejected) the shots alone, or
 the --rehearsal sentences ("source"); each run says which ("rehearsal_used"). Where the own
 text was used, --fallback on gives the trained pipeline the per-type fallback to the starting
-adapter (spacy_cllmfs.fallback, as the project's `train` does): 96 more sentences of the same
+adapter (spacy_cllmfs.fallback, as `train --fallback on` does): 96 more sentences of the same
 pool, neither scored, shots nor trained on, decide it; each run says which types went back
 ("fallback") and the answers it counted. Off by default (--fallback on: with it).
 
