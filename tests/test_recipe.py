@@ -306,7 +306,7 @@ def test_train_checks_the_per_type_fallback_after_training_on_the_users_text(
     """With the user's text used as rehearsal, `train` runs spacy_cllmfs.fallback on
     model-last after training, with the text and what training saw (the training sentences,
     the labelled texts) to leave out; not with --fallback off, nor where the text was not
-    used (the check rejected the adapter)."""
+    used (the check rejected the adapter), nor by default."""
     train_custom = util.load_script("train_custom")
     train, labels = user_data
     (tmp_path / "mine.txt").write_text("Omar Haddad spoke for Fabrikam.\n")
@@ -323,12 +323,15 @@ def test_train_checks_the_per_type_fallback_after_training_on_the_users_text(
                                            "spacy_cllmfs.own_text" in command else 0)
 
     monkeypatch.setattr(train_custom.subprocess, "run", run)
+    # None: the default, off (WNUT-17 dev turned it off), as the project's var
+    assert srsly.read_yaml(PROJECT / "project.yml")["vars"]["fallback"] == "off"
     for used, fallback, checked in ((True, True, True), (True, False, False),
-                                    (False, True, False)):
+                                    (False, True, False), (True, None, False)):
         status["own_text"] = 0 if used else REFUSED
         commands.clear()
+        chosen = {} if fallback is None else {"fallback": fallback}
         train_custom.main("fewshot", str(train), str(labels), out, "", tmp_path / "none", -1,
-                          [], own_text=str(tmp_path / "mine.txt"), fallback=fallback)
+                          [], own_text=str(tmp_path / "mine.txt"), **chosen)
         names = [c[2] for c in commands]
         assert names[:2] == ["spacy_cllmfs.own_text", "spacy"]
         if checked:
