@@ -39,6 +39,7 @@ from .own_text import draw, read_texts
 RATIO = 0.5  # below this share of the adapter's answers, a type went back to the adapter
 MIN_ANSWERS = 5  # the least adapter answers (texts with an entity of the type) to compare
 N_TEXTS = 96  # the held-out texts decoded by both
+SWITCH = ("off", "on")  # SWITCH[0] is the default of the project's train and compare
 START_NAME = "cllmfs_ner_start"
 COMPONENT = "cllmfs_ner"
 

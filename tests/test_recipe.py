@@ -14,6 +14,7 @@ from spacy.tokens import DocBin
 from spacy.util import registry
 
 from spacy_cllmfs import configs, recipe
+from spacy_cllmfs import fallback as type_fallback
 from spacy_cllmfs.convention import REFUSED
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
@@ -323,8 +324,9 @@ def test_train_checks_the_per_type_fallback_after_training_on_the_users_text(
                                            "spacy_cllmfs.own_text" in command else 0)
 
     monkeypatch.setattr(train_custom.subprocess, "run", run)
-    # None: the default, off (WNUT-17 dev turned it off), as the project's var
-    assert srsly.read_yaml(PROJECT / "project.yml")["vars"]["fallback"] == "off"
+    # None: the default, off (WNUT-17 dev turned it off): one constant, and the project's var
+    assert type_fallback.SWITCH[0] == "off"
+    assert srsly.read_yaml(PROJECT / "project.yml")["vars"]["fallback"] == type_fallback.SWITCH[0]
     for used, fallback, checked in ((True, True, True), (True, False, False),
                                     (False, True, False), (True, None, False)):
         status["own_text"] = 0 if used else REFUSED

@@ -454,7 +454,7 @@ def main() -> None:
                         choices=convention.IF_REJECTED,
                         help="where --own-text is not used (the check): the shots alone, or "
                              "--rehearsal's source sentences")
-    parser.add_argument("--fallback", default="off", choices=("on", "off"),
+    parser.add_argument("--fallback", default=fallback.SWITCH[0], choices=fallback.SWITCH,
                         help="where the own text was used: the per-type fallback to the "
                              "starting adapter (on), or none (off, the recipe)")
     parser.add_argument("--gpu-id", type=int, default=-1,

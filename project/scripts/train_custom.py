@@ -41,7 +41,7 @@ from typing import Optional
 import spacy
 import srsly
 
-from spacy_cllmfs import configs, convention
+from spacy_cllmfs import configs, convention, fallback as type_fallback
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.prompts import label_dict
 
@@ -109,7 +109,8 @@ def per_type_fallback(output: Path, texts: str, train: str, labelled: Path,
 
 def main(config, train, labels, output, dev, rehearsal, gpu_id, overrides,
          own_text: str = "", min_recall: Optional[float] = None,
-         if_rejected: str = convention.IF_REJECTED[0], fallback: bool = False) -> None:
+         if_rejected: str = convention.IF_REJECTED[0],
+         fallback: bool = type_fallback.SWITCH[0] == "on") -> None:
     check(train, labels, dev)
     if if_rejected not in convention.IF_REJECTED:
         raise SystemExit(f"--if-rejected {if_rejected!r}: give one of "
@@ -180,7 +181,8 @@ if __name__ == "__main__":
                         choices=convention.IF_REJECTED,
                         help="what trains with your sentences when the adapter finds less: "
                              "nothing (shots) or the source rehearsal (source)")
-    parser.add_argument("--fallback", default="off", choices=("on", "off"),
+    parser.add_argument("--fallback", default=type_fallback.SWITCH[0],
+                        choices=type_fallback.SWITCH,
                         help="hand the types training stopped answering on your text back to "
                              "the starting adapter (with --own-text, where it was used)")
     parser.add_argument("--gpu-id", type=int, default=-1)
