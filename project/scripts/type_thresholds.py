@@ -4,14 +4,15 @@ The shots hold each type far more often (or less often) than the user's text doe
 trained model's answer rate per type follows the shots (docs/experiments.md, "What training on
 the shots changes"). Label-shift correction without gold: per type, the answer threshold among
 GRID at which the trained model answers the type in as many held-out own-text sentences as the
-shipped adapter does zero-shot (greedy). Held-out: fallback.N_TEXTS sentences of the split,
-neither scored, shots nor own text (compare.py's fallback_texts draw). Guard: a type the adapter
-answers in fewer than fallback.MIN_ANSWERS of them keeps the recipe's threshold.
+shipped adapter does zero-shot (greedy). Held-out: the per-type fallback's draw
+(compare.fallback_texts: fallback.N_TEXTS sentences of the split, neither scored, shots nor own
+text). Guard: a type the adapter answers in fewer than fallback.MIN_ANSWERS of them keeps the
+recipe's threshold. On WNUT-17 dev it changed nothing (docs/experiments.md, "Per-type answer
+thresholds from the own text"); it is not part of the recipe.
 
-A probe kept for reproduction (docs/experiments.md, "Per-type answer thresholds from the own text"),
-not part of the package or the project's workflow. Usage, from project/, after compare.py
---split dev --test-limit 150 --own-text 32 --systems cllmfs kept WORK/k<K>/seed<S>/:
-  python ../docs/probes/type_thresholds.py WORK K SEED OUT.json [--limit 150]
+Usage (project command `probe-type-thresholds`), after compare.py --split dev --own-text 32
+--systems cllmfs kept WORK/k<K>/seed<S>/:
+  python scripts/type_thresholds.py WORK K SEED OUT.json [--limit 150]
 """
 import argparse
 import math
@@ -24,7 +25,8 @@ import srsly
 from spacy.tokens import Span
 from spacy.util import filter_spans
 
-from spacy_cllmfs import fallback, own_text
+from compare import fallback_texts
+from spacy_cllmfs import fallback
 from spacy_cllmfs.corpus import read_docs
 from spacy_cllmfs.scoring import fixed_subset, strict_scores, unannotated
 
@@ -54,9 +56,11 @@ def main():
     p.add_argument("--corpus", type=Path, default=Path("corpus/wnut17"))
     p.add_argument("--split", default="dev")
     p.add_argument("--limit", type=int, default=150)
-    p.add_argument("--held", type=int, default=fallback.N_TEXTS)
     p.add_argument("--model", default="model-last")
     a = p.parse_args()
+    if a.split == "test":
+        raise SystemExit("type_thresholds.py probes a lever on dev (--split dev): settings are "
+                         "never chosen on test.")
     started = time.time()
     folder = a.work / f"k{a.k}" / f"seed{a.seed}"
     model = folder / "cllmfs" / a.model
@@ -68,8 +72,8 @@ def main():
     if len(owns) != 1:
         raise SystemExit(f"{folder}: expected one own_text*.spacy, found {owns}")
     own = read_docs(owns[0], vocab)
-    seen = [d.text for d in [*scored, *shots, *own]]
-    held = own_text.draw([d.text for d in pool], a.held, a.seed, exclude=seen)
+    held = fallback_texts(argparse.Namespace(corpus=a.corpus, own_text_split=a.split), scored,
+                          shots, own, a.seed)
     labels = list(srsly.read_json(folder / "labels.json"))
 
     trained = {t: spacy.load(model, config={"components": {"cllmfs_ner": {
@@ -91,7 +95,7 @@ def main():
 
     def composed(choice):
         docs = []
-        for i, gold in enumerate(scored):
+        for i in range(len(scored)):
             doc = predicted[RECIPE][i].copy()
             spans = [Span(doc, e.start, e.end, label=e.label_)
                      for t in sorted(set(choice.values())) for e in predicted[t][i].ents
